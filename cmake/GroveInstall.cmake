@@ -1,0 +1,25 @@
+# cmake --install: headers, libgrove, a CMake package (find_package(grove) -> grove::grove)
+# and a pkg-config file (pkg-config --cflags --libs grove).
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+install(TARGETS grove EXPORT groveTargets
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY runtime/include/grove DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(EXPORT groveTargets NAMESPACE grove:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/grove)
+
+configure_package_config_file(cmake/groveConfig.cmake.in
+  ${CMAKE_CURRENT_BINARY_DIR}/groveConfig.cmake
+  INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/grove)
+write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/groveConfigVersion.cmake
+  COMPATIBILITY SameMinorVersion)
+install(FILES
+  ${CMAKE_CURRENT_BINARY_DIR}/groveConfig.cmake
+  ${CMAKE_CURRENT_BINARY_DIR}/groveConfigVersion.cmake
+  cmake/FindLibev.cmake
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/grove)
+
+configure_file(cmake/grove.pc.in ${CMAKE_CURRENT_BINARY_DIR}/grove.pc @ONLY)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/grove.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

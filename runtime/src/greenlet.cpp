@@ -1,0 +1,583 @@
+// greenlet.cpp — switching, death, kill-on-release and thread exit.
+// The switch protocol is described once, in greenlet_impl.hpp.
+#include <cxxabi.h>
+
+#include <cstdio>
+#include <string>
+#include <utility>
+
+#include <grove/greenlet.hpp>
+#include <grove/stack.hpp>
+
+#include "greenlet_impl.hpp"
+
+namespace grove::detail {
+namespace {
+
+// The hot path reads tls_state only; initial-exec keeps that a single %fs load.
+thread_local thread_state* tls_state __attribute__((tls_model("initial-exec"))) = nullptr;
+thread_local bool tls_exited __attribute__((tls_model("initial-exec"))) = false;
+thread_local std::unique_ptr<thread_state> tls_owner;
+
+std::atomic<std::size_t> live_greenlets{0};
+
+}  // namespace
+
+// access makes handles from implementation pointers.
+struct access {
+  static greenlet handle(greenlet_impl* g) noexcept {
+    add_ref(g);
+    return greenlet(g);
+  }
+};
+
+namespace {
+
+void report(const std::string& message) noexcept {
+  std::fprintf(stderr, "grove: %s\n", message.c_str());
+  std::fflush(stderr);
+}
+
+std::string describe(const greenlet_impl* g) {
+  if (g->is_main) return "the main greenlet";
+  if (!g->name.empty()) return "greenlet \"" + g->name + "\"";
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "greenlet %p", static_cast<const void*>(g));
+  return buf;
+}
+
+std::string describe_exception(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (const greenlet_exit& x) {
+    return x.what();
+  } catch (...) {
+    return "an exception of unknown type";
+  }
+}
+
+bool is_greenlet_exit(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const greenlet_exit&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+[[noreturn]] void wrong_thread(const char* what) {
+  throw error(std::string("grove::greenlet::") + what +
+              ": the greenlet belongs to another thread (or to one that has exited); greenlets never "
+              "switch across threads");
+}
+
+// A suspended context cannot be destroyed without running code on it (Boost
+// unwinds it by throwing forced_unwind inside), and a greenlet that refused to
+// die must never run again. Its context and stack are kept for the rest of the
+// process, reachable from here so leak checkers see them as deliberate.
+void leak_context(boost::context::fiber&& f) {
+  static std::mutex lock;
+  static auto* graveyard = new std::vector<boost::context::fiber>();  // never destroyed, on purpose
+  std::lock_guard<std::mutex> hold(lock);
+  graveyard->push_back(std::move(f));
+}
+
+void link_live(thread_state& ts, greenlet_impl* g) noexcept {
+  g->live_next = ts.live;
+  if (ts.live != nullptr) ts.live->live_prev = g;
+  ts.live = g;
+}
+
+void unlink_live(thread_state& ts, greenlet_impl* g) noexcept {
+  if (g->live_prev != nullptr) g->live_prev->live_next = g->live_next;
+  if (g->live_next != nullptr) g->live_next->live_prev = g->live_prev;
+  if (ts.live == g) ts.live = g->live_next;
+  g->live_prev = g->live_next = nullptr;
+}
+
+greenlet_impl* destroy(greenlet_impl* g) noexcept;
+void run_released(thread_state& ts) noexcept;
+
+// ---------------------------------------------------------------------------
+// Switching
+
+[[gnu::noinline]] void call_tracer(thread_state& ts, greenlet_impl* from, greenlet_impl* to) {
+  ts.tracer(access::handle(from), access::handle(to));
+}
+
+inline void trace(thread_state& ts, greenlet_impl* to) {
+  if (ts.tracer) [[unlikely]] call_tracer(ts, ts.current, to);
+}
+
+// resumed runs first thing in a greenlet that has just been switched into:
+// it stores the context of the greenlet we came from (see the protocol).
+inline void resumed(thread_state& ts, boost::context::fiber&& back, void* fake_stack) noexcept {
+  greenlet_impl* from = ts.origin;
+  after_jump(fake_stack, from->marks);
+  if (back) [[likely]] {
+    from->ctx = std::move(back);
+  } else {
+    forget_stack(from->marks);  // from finished; Boost already returned its stack to the pool
+  }
+  if (ts.anchor->pending.load(std::memory_order_relaxed)) [[unlikely]] run_released(ts);
+}
+
+// jump suspends the current greenlet and runs `to`, which must be active and
+// suspended. The caller has set ts.transfer or ts.transfer_error. Hot path: no
+// allocation, no syscall.
+inline void jump(thread_state& ts, greenlet_impl* to) noexcept {
+  greenlet_impl* from = ts.current;
+  from->eh = *ts.eh;
+  *ts.eh = to->eh;
+  ts.origin = from;
+  ts.current = to;
+  void* fake_stack = nullptr;
+  before_jump(&fake_stack, to->marks);
+  boost::context::fiber back = std::move(to->ctx).resume();
+  resumed(ts, std::move(back), fake_stack);
+}
+
+[[noreturn, gnu::noinline]] void rethrow_transfer(thread_state& ts) {
+  std::exception_ptr e = std::move(ts.transfer_error);
+  ts.transfer_error = nullptr;
+  ts.transfer.reset();
+  std::rethrow_exception(e);
+}
+
+// take_result is what a switch returns in the greenlet that lands.
+inline std::any take_result(thread_state& ts) {
+  if (ts.transfer_error) [[unlikely]] rethrow_transfer(ts);
+  std::any r(std::move(ts.transfer));
+  ts.transfer.reset();
+  return r;
+}
+
+// pooled_stack is the StackAllocator Boost keeps in the fiber's record; Boost
+// calls deallocate (on the next greenlet's side) once the fiber has finished.
+struct pooled_stack {
+  stack_pool* pool;
+  stack_region region;
+  void deallocate(boost::context::stack_context&) noexcept { pool->release(region); }
+};
+
+greenlet_impl* run_to_death(thread_state& ts, greenlet_impl* g) noexcept;
+
+// entry is the fiber function of every greenlet: land, run, die, and hand
+// Boost the context to continue in.
+struct entry {
+  greenlet_impl* self;
+  boost::context::fiber operator()(boost::context::fiber&& caller) const noexcept {
+    thread_state& ts = *tls_state;
+    resumed(ts, std::move(caller), nullptr);
+    greenlet_impl* next = run_to_death(ts, self);
+    before_jump(nullptr, next->marks);  // nullptr: this stack is finished
+    return std::move(next->ctx);
+  }
+};
+
+[[gnu::noinline]] void make_context(thread_state& ts, greenlet_impl* g) {
+  const stack_region& s = g->stack;
+  boost::context::stack_context sctx;
+  sctx.size = s.size;
+  sctx.sp = s.top();
+  g->ctx = boost::context::fiber(std::allocator_arg, boost::context::preallocated(s.top(), s.size, sctx),
+                                 pooled_stack{&ts.pool, s}, entry{g});
+}
+
+// start gives an unstarted greenlet its stack and context; it runs at the
+// next jump to it. Throws grove::error if the stack cannot be had.
+void start(thread_state& ts, greenlet_impl* g) {
+  const std::size_t size = g->stack_request != 0 ? g->stack_request : default_stack_size();
+  g->stack = ts.pool.acquire(size, default_stack_mode());
+  mark_new_stack(g->marks, g->stack.base, g->stack.size);
+#if GROVE_TSAN
+  // Boost's constructor runs a few instructions on the new stack; let TSan
+  // account them to the new fiber.
+  __tsan_switch_to_fiber(g->marks.tsan, 0);
+  make_context(ts, g);
+  __tsan_switch_to_fiber(ts.current->marks.tsan, 0);
+#else
+  make_context(ts, g);
+#endif
+  g->state.store(run_state::active, std::memory_order_relaxed);
+  link_live(ts, g);
+}
+
+// die_unstarted: an exception sent to an unstarted greenlet kills it without
+// running it. The exception goes on to its parent, greenlet_exit as a value.
+void die_unstarted(greenlet_impl* g, std::any& value, std::exception_ptr& error) noexcept {
+  g->state.store(run_state::dead, std::memory_order_relaxed);
+  g->body.reset();
+  if (is_greenlet_exit(error)) {
+    error = nullptr;
+    value = greenlet_exit{};
+  }
+}
+
+// send delivers a value or an exception to `to`, resolving dead greenlets to
+// their nearest live ancestor and starting (or, for an exception, killing)
+// unstarted ones; returns what is switched back to us.
+std::any send(thread_state& ts, greenlet_impl* to, std::any&& value, std::exception_ptr&& error) {
+  for (;;) {
+    while (to->state.load(std::memory_order_relaxed) == run_state::dead) to = to->parent;
+    if (to == ts.current) {
+      if (error) std::rethrow_exception(error);
+      return std::move(value);
+    }
+    if (to->state.load(std::memory_order_relaxed) == run_state::active) break;
+    if (!error) {
+      start(ts, to);
+      break;
+    }
+    die_unstarted(to, value, error);
+    to = to->parent;
+  }
+  trace(ts, to);
+  if (error) {
+    ts.transfer_error = std::move(error);
+  } else {
+    ts.transfer = std::move(value);
+  }
+  jump(ts, to);
+  return take_result(ts);
+}
+
+// deliver picks where a dying greenlet's result goes: its parent as it is now,
+// or the nearest live ancestor; an unstarted one is started with a value, or
+// killed by an exception. Runs while the dying greenlet is still current, since
+// killing an unstarted greenlet destroys its run function (user code).
+greenlet_impl* deliver(thread_state& ts, greenlet_impl* p, std::any& value, std::exception_ptr& error) noexcept {
+  for (;;) {
+    while (p->state.load(std::memory_order_relaxed) == run_state::dead) p = p->parent;
+    if (p->state.load(std::memory_order_relaxed) == run_state::active) return p;
+    if (!error) {
+      try {
+        start(ts, p);
+        return p;
+      } catch (...) {
+        error = std::current_exception();  // no stack for it: it dies of that instead
+      }
+    }
+    die_unstarted(p, value, error);
+    p = p->parent;
+  }
+}
+
+greenlet_impl* run_to_death(thread_state& ts, greenlet_impl* g) noexcept {
+  std::any result;
+  std::exception_ptr error;
+  try {
+    result = g->body->invoke(take_result(ts));
+  } catch (const greenlet_exit& e) {
+    result = e;
+  } catch (...) {
+    error = std::current_exception();
+  }
+  // run's captured state is destroyed while g can still switch, as its destructors may.
+  g->body.reset();
+  greenlet_impl* next = deliver(ts, g->parent, result, error);
+  g->state.store(run_state::dead, std::memory_order_relaxed);
+  unlink_live(ts, g);
+  if (ts.tracer) {
+    try {
+      call_tracer(ts, g, next);
+    } catch (...) {
+      report("the switch tracer threw at the death of " + describe(g) + ": " +
+             describe_exception(std::current_exception()));
+    }
+  }
+  ts.transfer = std::move(result);
+  ts.transfer_error = std::move(error);
+  *ts.eh = next->eh;
+  ts.origin = g;
+  ts.current = next;
+  return next;
+}
+
+// ---------------------------------------------------------------------------
+// Killing, releasing, thread exit
+
+void set_parent_raw(greenlet_impl* g, greenlet_impl* parent) noexcept {
+  add_ref(parent);
+  greenlet_impl* old = std::exchange(g->parent, parent);
+  if (old != nullptr) release(old);
+}
+
+// kill throws greenlet_exit into suspended g, made a child of the current
+// greenlet so that its death comes back here. Returns whether g died.
+bool kill(thread_state& ts, greenlet_impl* g) noexcept {
+  set_parent_raw(g, ts.current);
+  try {
+    send(ts, g, {}, std::make_exception_ptr(greenlet_exit{}));
+  } catch (const greenlet_exit&) {
+  } catch (...) {
+    report(describe(g) + " raised instead of exiting when it was killed: " +
+           describe_exception(std::current_exception()));
+  }
+  return g->state.load(std::memory_order_relaxed) == run_state::dead;
+}
+
+// kill_released kills a suspended greenlet whose last handle went away.
+void kill_released(thread_state& ts, greenlet_impl* g) noexcept {
+  g->refs.store(1, std::memory_order_relaxed);  // ours, while it dies
+  if (kill(ts, g)) {
+    release(g);
+    return;
+  }
+  report(describe(g) +
+         " caught greenlet_exit and switched away instead of exiting when its last handle was dropped; "
+         "it stays suspended until its thread exits");
+  ts.zombies.push_back(g);
+}
+
+// defer hands a greenlet whose last reference went away to its owner thread.
+greenlet_impl* defer(greenlet_impl* g) noexcept {
+  thread_anchor* a = g->anchor;
+  {
+    std::lock_guard<std::mutex> hold(a->lock);
+    if (a->alive) {
+      if (!g->queued) {
+        g->queued = true;
+        a->released.push_back(g);
+        a->pending.store(true, std::memory_order_release);
+      }
+      return nullptr;
+    }
+  }
+  // The owner thread has exited and killed everything it could; what is left
+  // can never run again.
+  if (g->state.load(std::memory_order_relaxed) == run_state::active) {
+    leak_context(std::move(g->ctx));
+    return nullptr;
+  }
+  return destroy(g);
+}
+
+// last_reference_gone acts on a greenlet nobody refers to any more. Returns a
+// greenlet whose reference must be dropped next (its parent), or nullptr.
+greenlet_impl* last_reference_gone(greenlet_impl* g) noexcept {
+  thread_state* ts = tls_state;
+  if (ts == nullptr || ts->anchor != g->anchor || g == ts->current) return defer(g);
+  if (g->state.load(std::memory_order_relaxed) == run_state::active) {
+    kill_released(*ts, g);
+    return nullptr;
+  }
+  return destroy(g);
+}
+
+greenlet_impl* destroy(greenlet_impl* g) noexcept {
+  greenlet_impl* parent = std::exchange(g->parent, nullptr);
+  std::unique_ptr<greenlet_impl> owned(g);
+  owned.reset();
+  return parent;
+}
+
+[[gnu::noinline]] void run_released(thread_state& ts) noexcept {
+  std::vector<greenlet_impl*> items;
+  {
+    std::lock_guard<std::mutex> hold(ts.anchor->lock);
+    items.swap(ts.anchor->released);
+    ts.anchor->pending.store(false, std::memory_order_relaxed);
+    for (greenlet_impl* g : items) g->queued = false;
+  }
+  // Killing switches; keep what the interrupted switch was carrying.
+  std::any value = std::move(ts.transfer);
+  ts.transfer.reset();
+  std::exception_ptr error = std::move(ts.transfer_error);
+  ts.transfer_error = nullptr;
+  for (greenlet_impl* g : items) {
+    if (g->refs.load(std::memory_order_acquire) != 0) continue;  // current() revived it
+    greenlet_impl* next = last_reference_gone(g);
+    if (next != nullptr) release(next);
+  }
+  ts.transfer = std::move(value);
+  ts.transfer_error = std::move(error);
+}
+
+thread_state& create_state() {
+  if (tls_exited) throw error("grove: greenlets cannot be used while their thread is exiting");
+  auto s = std::make_unique<thread_state>();
+  install_overflow_handler(*s);
+  tls_state = s.get();
+  tls_owner = std::move(s);
+  return *tls_state;
+}
+
+}  // namespace
+
+greenlet_impl::greenlet_impl(std::unique_ptr<run_body> run, greenlet_impl* parent_, thread_anchor* anchor_,
+                             std::size_t stack_request_, bool is_main_)
+    : is_main(is_main_), parent(parent_), anchor(anchor_), body(std::move(run)), stack_request(stack_request_) {
+  if (parent != nullptr) add_ref(parent);
+  anchor->refs.fetch_add(1, std::memory_order_relaxed);
+  if (!is_main) live_greenlets.fetch_add(1, std::memory_order_relaxed);
+}
+
+greenlet_impl::~greenlet_impl() {
+  body.reset();
+  if (parent != nullptr) release(parent);
+  if (anchor->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    std::unique_ptr<thread_anchor> owned(anchor);
+  }
+  if (!is_main) live_greenlets.fetch_sub(1, std::memory_order_relaxed);
+}
+
+thread_state::thread_state() {
+  anchor = std::make_unique<thread_anchor>().release();
+  auto m = std::make_unique<greenlet_impl>(nullptr, nullptr, anchor, 0, true);
+  m->state.store(run_state::active, std::memory_order_relaxed);
+  mark_current(m->marks);
+  main = m.release();
+  current = main;
+  eh = reinterpret_cast<eh_state*>(abi::__cxa_get_globals());
+}
+
+// At thread exit every greenlet still suspended here is killed, newest first,
+// as if its last handle had gone: stacks unwind and destructors run. One that
+// refuses twice is reported and its context left alone for good.
+thread_state::~thread_state() {
+  exiting = true;
+  for (int round = 0; round < 2; ++round) {
+    run_released(*this);
+    std::vector<greenlet_impl*> victims;
+    for (greenlet_impl* g = live; g != nullptr; g = g->live_next) {
+      if (g == current) continue;
+      add_ref(g);
+      victims.push_back(g);
+    }
+    for (greenlet_impl* g : victims) {
+      if (g->state.load(std::memory_order_relaxed) == run_state::active) kill(*this, g);
+      release(g);
+    }
+    for (greenlet_impl* g : std::exchange(zombies, {})) release(g);
+  }
+  run_released(*this);
+  for (greenlet_impl* g = live; g != nullptr; g = g->live_next) {
+    if (g == current) continue;
+    report(describe(g) + " would not exit when its thread did; its stack is left allocated");
+    leak_context(std::move(g->ctx));
+  }
+  if (current != main) {
+    // The thread is exiting from inside a greenlet: nothing can resume main now.
+    leak_context(std::move(main->ctx));
+  }
+  {
+    std::lock_guard<std::mutex> hold(anchor->lock);
+    anchor->alive = false;
+  }
+  remove_overflow_handler(*this);
+  main->state.store(run_state::dead, std::memory_order_relaxed);
+  tls_state = nullptr;
+  tls_exited = true;
+  release(main);  // the owner is gone now: this (and any later release) destroys directly
+  if (anchor->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    std::unique_ptr<thread_anchor> owned(anchor);
+  }
+}
+
+thread_state& current_state() {
+  if (thread_state* s = tls_state) [[likely]] return *s;
+  return create_state();
+}
+
+thread_state* current_state_if_any() noexcept { return tls_state; }
+
+greenlet_impl* make_greenlet(std::unique_ptr<run_body> run, greenlet_impl* parent, std::size_t stack_bytes) {
+  thread_state& ts = current_state();
+  if (parent == nullptr) {
+    parent = ts.current;
+  } else if (parent->anchor != ts.anchor) {
+    throw error(
+        "grove::greenlet: the parent belongs to another thread; a greenlet's parent must be a greenlet of the "
+        "thread that creates it");
+  }
+  const std::size_t request = stack_bytes == 0 ? 0 : checked_stack_size(stack_bytes);
+  return std::make_unique<greenlet_impl>(std::move(run), parent, ts.anchor, request, false).release();
+}
+
+void add_ref(greenlet_impl* p) noexcept { p->refs.fetch_add(1, std::memory_order_relaxed); }
+
+void release(greenlet_impl* p) noexcept {
+  // Iterative, so that dropping the head of a long parent chain cannot overflow the stack.
+  while (p != nullptr && p->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) p = last_reference_gone(p);
+}
+
+}  // namespace grove::detail
+
+namespace grove {
+
+using detail::current_state;
+using detail::run_state;
+
+std::any greenlet::switch_to(std::any value) {
+  detail::thread_state& ts = current_state();
+  detail::greenlet_impl* to = p_;
+  if (to->anchor != ts.anchor) [[unlikely]] detail::wrong_thread("switch_to");
+  if (to->state.load(std::memory_order_relaxed) != run_state::active || to == ts.current || ts.tracer)
+      [[unlikely]] {
+    return detail::send(ts, to, std::move(value), nullptr);
+  }
+  ts.transfer = std::move(value);
+  detail::jump(ts, to);
+  return detail::take_result(ts);
+}
+
+std::any greenlet::throw_to(std::exception_ptr e) {
+  if (!e) throw error("grove::greenlet::throw_to: the exception_ptr is empty");
+  detail::thread_state& ts = current_state();
+  if (p_->anchor != ts.anchor) detail::wrong_thread("throw_to");
+  return detail::send(ts, p_, {}, std::move(e));
+}
+
+greenlet greenlet::current() {
+  return detail::access::handle(current_state().current);
+}
+
+std::optional<greenlet> greenlet::parent() const {
+  if (p_->parent == nullptr) return std::nullopt;
+  return detail::access::handle(p_->parent);
+}
+
+void greenlet::set_parent(const greenlet& p) {
+  detail::thread_state& ts = current_state();
+  if (p_->anchor != ts.anchor) detail::wrong_thread("set_parent");
+  if (p.p_->anchor != p_->anchor) {
+    throw error("grove::greenlet::set_parent: the new parent belongs to another thread");
+  }
+  if (p_->is_main) throw error("grove::greenlet::set_parent: a thread's main greenlet has no parent");
+  for (detail::greenlet_impl* q = p.p_; q != nullptr; q = q->parent) {
+    if (q == p_) {
+      throw error("grove::greenlet::set_parent: the new parent is this greenlet or one of its descendants (a cycle)");
+    }
+  }
+  detail::set_parent_raw(p_, p.p_);
+}
+
+bool greenlet::started() const noexcept { return p_->state.load(std::memory_order_relaxed) != run_state::unstarted; }
+
+bool greenlet::dead() const noexcept { return p_->state.load(std::memory_order_relaxed) == run_state::dead; }
+
+bool greenlet::is_main() const noexcept { return p_->is_main; }
+
+const std::string& greenlet::name() const noexcept { return p_->name; }
+
+void greenlet::set_name(std::string name) { p_->name = std::move(name); }
+
+std::size_t greenlet::stack_size() const noexcept {
+  if (p_->is_main) return 0;
+  if (p_->state.load(std::memory_order_relaxed) != run_state::unstarted && p_->stack.size != 0) return p_->stack.size;
+  return p_->stack_request != 0 ? p_->stack_request : default_stack_size();
+}
+
+greenlet::trace_function greenlet::settrace(trace_function fn) {
+  return std::exchange(current_state().tracer, std::move(fn));
+}
+
+std::size_t greenlet::live_count() noexcept { return detail::live_greenlets.load(std::memory_order_relaxed); }
+
+void trim_stack_pool() { current_state().pool.trim(); }
+
+}  // namespace grove

@@ -1,0 +1,197 @@
+#include "stack_pool.hpp"
+
+#include <sys/mman.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include <grove/error.hpp>
+
+#include "sanitizer.hpp"
+#include "settings.hpp"
+
+namespace grove::detail {
+namespace {
+
+std::atomic<std::size_t> stacks_in_use{0};
+std::atomic<std::size_t> stacks_pooled{0};
+std::atomic<std::size_t> stacks_reserved_bytes{0};
+
+std::string max_map_count() {
+  std::ifstream f("/proc/sys/vm/max_map_count");
+  std::string v;
+  if (!(f >> v)) v = "unknown";
+  return v;
+}
+
+[[noreturn]] void refuse(const std::string& what, int err) {
+  std::string msg = "grove: " + what + ": " + std::strerror(err);
+  if (err == ENOMEM) {
+    msg += " (each guarded stack costs the kernel two memory mappings and vm.max_map_count is " +
+           max_map_count() +
+           "; use dense stacks (GROVE_STACK_MODE=dense or grove::set_default_stack_mode) or raise "
+           "vm.max_map_count)";
+  }
+  throw grove::error(msg);
+}
+
+unsigned register_with_valgrind([[maybe_unused]] char* base, [[maybe_unused]] std::size_t size) {
+#if GROVE_VALGRIND
+  return VALGRIND_STACK_REGISTER(base, base + size);
+#else
+  return 0;
+#endif
+}
+
+void deregister_with_valgrind([[maybe_unused]] unsigned id) {
+#if GROVE_VALGRIND
+  VALGRIND_STACK_DEREGISTER(id);
+#endif
+}
+
+constexpr int map_flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK;
+
+}  // namespace
+
+stack_pool::~stack_pool() {
+  for (auto& b : buckets_) {
+    if (b.mode == stack_mode::guarded) {
+      for (auto& s : b.hot) unmap(s);
+    } else {
+      for (auto& s : b.hot) deregister_with_valgrind(s.valgrind_id);
+      for (auto& s : b.cold) deregister_with_valgrind(s.valgrind_id);
+    }
+    stacks_pooled.fetch_sub(b.hot.size() + b.cold.size(), std::memory_order_relaxed);
+  }
+  // A slab still holding a stack in use must stay mapped (its greenlet could not
+  // be killed); we cannot tell which slab, so we keep them all in that case.
+  if (in_use_ == 0) {
+    for (auto& s : slabs_) {
+      ::munmap(s.start, s.bytes);
+      stacks_reserved_bytes.fetch_sub(s.bytes, std::memory_order_relaxed);
+    }
+  }
+}
+
+stack_pool::bucket& stack_pool::bucket_for(std::size_t size, stack_mode mode) {
+  for (auto& b : buckets_) {
+    if (b.size == size && b.mode == mode) return b;
+  }
+  buckets_.push_back(bucket{size, mode, {}, {}});
+  return buckets_.back();
+}
+
+stack_region stack_pool::acquire(std::size_t size, stack_mode mode) {
+  bucket& b = bucket_for(size, mode);
+  stack_region s;
+  if (!b.hot.empty()) {
+    s = b.hot.back();
+    b.hot.pop_back();
+    stacks_pooled.fetch_sub(1, std::memory_order_relaxed);
+  } else if (!b.cold.empty()) {
+    s = b.cold.back();
+    b.cold.pop_back();
+    stacks_pooled.fetch_sub(1, std::memory_order_relaxed);
+  } else if (mode == stack_mode::guarded) {
+    s = map_guarded(size);
+  } else {
+    map_dense_slab(b);
+    s = b.cold.back();
+    b.cold.pop_back();
+    stacks_pooled.fetch_sub(1, std::memory_order_relaxed);
+  }
+#if GROVE_ASAN
+  // A greenlet that finished left its frames' redzones poisoned on this stack.
+  ASAN_UNPOISON_MEMORY_REGION(s.base, s.size);
+#endif
+  ++in_use_;
+  stacks_in_use.fetch_add(1, std::memory_order_relaxed);
+  return s;
+}
+
+stack_region stack_pool::map_guarded(std::size_t size) {
+  const std::size_t guard = page_size();
+  void* p = ::mmap(nullptr, size + guard, PROT_READ | PROT_WRITE, map_flags, -1, 0);
+  if (p == MAP_FAILED) refuse("cannot map a " + std::to_string(size) + "-byte greenlet stack", errno);
+  auto* start = static_cast<char*>(p);
+  if (::mprotect(start, guard, PROT_NONE) != 0) {
+    const int err = errno;
+    ::munmap(start, size + guard);
+    refuse("cannot protect the guard page below a new greenlet stack, and grove never hands out an "
+           "unguarded one",
+           err);
+  }
+  stacks_reserved_bytes.fetch_add(size + guard, std::memory_order_relaxed);
+  stack_region s{start + guard, size, stack_mode::guarded, 0};
+  s.valgrind_id = register_with_valgrind(s.base, s.size);
+  return s;
+}
+
+void stack_pool::map_dense_slab(bucket& b) {
+  const std::size_t bytes = b.size * slab_stacks;
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, map_flags, -1, 0);
+  if (p == MAP_FAILED) refuse("cannot map " + std::to_string(bytes) + " bytes of dense greenlet stacks", errno);
+  auto* start = static_cast<char*>(p);
+  slabs_.push_back(slab{start, bytes});
+  stacks_reserved_bytes.fetch_add(bytes, std::memory_order_relaxed);
+  // Hand out the lowest stacks last, so the slab fills from the top down.
+  for (std::size_t i = 0; i < slab_stacks; ++i) {
+    stack_region s{start + i * b.size, b.size, stack_mode::dense, 0};
+    s.valgrind_id = register_with_valgrind(s.base, s.size);
+    b.cold.push_back(s);
+  }
+  stacks_pooled.fetch_add(slab_stacks, std::memory_order_relaxed);
+}
+
+void stack_pool::release(const stack_region& s) noexcept {
+  --in_use_;
+  stacks_in_use.fetch_sub(1, std::memory_order_relaxed);
+  bucket& b = bucket_for(s.size, s.mode);
+  if (b.hot.size() < hot_limit) {
+    b.hot.push_back(s);
+    stacks_pooled.fetch_add(1, std::memory_order_relaxed);
+  } else if (s.mode == stack_mode::guarded) {
+    unmap(s);
+  } else {
+    ::madvise(s.base, s.size, MADV_DONTNEED);
+    b.cold.push_back(s);
+    stacks_pooled.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void stack_pool::trim() noexcept {
+  for (auto& b : buckets_) {
+    for (auto& s : b.hot) {
+      if (b.mode == stack_mode::guarded) {
+        unmap(s);
+        stacks_pooled.fetch_sub(1, std::memory_order_relaxed);
+      } else {
+        ::madvise(s.base, s.size, MADV_DONTNEED);
+        b.cold.push_back(s);
+      }
+    }
+    b.hot.clear();
+  }
+}
+
+void stack_pool::unmap(const stack_region& s) noexcept {
+  deregister_with_valgrind(s.valgrind_id);
+  const std::size_t guard = page_size();
+  ::munmap(s.base - guard, s.size + guard);
+  stacks_reserved_bytes.fetch_sub(s.size + guard, std::memory_order_relaxed);
+}
+
+}  // namespace grove::detail
+
+namespace grove {
+
+stack_stats stack_statistics() {
+  return stack_stats{detail::stacks_in_use.load(std::memory_order_relaxed),
+                     detail::stacks_pooled.load(std::memory_order_relaxed),
+                     detail::stacks_reserved_bytes.load(std::memory_order_relaxed)};
+}
+
+}  // namespace grove
