@@ -21,5 +21,7 @@ install(FILES
   cmake/FindLibev.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/grove)
 
+# The .pc file finds its prefix relative to itself, so an install can be moved.
+file(RELATIVE_PATH GROVE_PC_TO_PREFIX "/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/")
 configure_file(cmake/grove.pc.in ${CMAKE_CURRENT_BINARY_DIR}/grove.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/grove.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -12,11 +12,13 @@
 #include "greenlet_impl.hpp"
 
 namespace grove::detail {
+
+// The hot path reads tls_core only; initial-exec keeps that a single %fs load.
+constinit thread_local thread_core* tls_core __attribute__((tls_model("initial-exec"))) = nullptr;
+
 namespace {
 
-// The hot path reads tls_state only; initial-exec keeps that a single %fs load.
-thread_local thread_state* tls_state __attribute__((tls_model("initial-exec"))) = nullptr;
-thread_local bool tls_exited __attribute__((tls_model("initial-exec"))) = false;
+thread_local bool tls_exited = false;
 thread_local std::unique_ptr<thread_state> tls_owner;
 
 std::atomic<std::size_t> live_greenlets{0};
@@ -25,7 +27,7 @@ std::atomic<std::size_t> live_greenlets{0};
 
 // access makes handles from implementation pointers.
 struct access {
-  static greenlet handle(greenlet_impl* g) noexcept {
+  static greenlet handle(greenlet_core* g) noexcept {
     add_ref(g);
     return greenlet(g);
   }
@@ -99,60 +101,23 @@ void unlink_live(thread_state& ts, greenlet_impl* g) noexcept {
 }
 
 greenlet_impl* destroy(greenlet_impl* g) noexcept;
-void run_released(thread_state& ts) noexcept;
+void act_on_released(thread_state& ts) noexcept;
+thread_state& create_state();
+
+inline thread_state& current_state_inline() {
+  if (thread_core* s = tls_core) [[likely]] return *static_cast<thread_state*>(s);
+  return create_state();
+}
 
 // ---------------------------------------------------------------------------
 // Switching
 
-[[gnu::noinline]] void call_tracer(thread_state& ts, greenlet_impl* from, greenlet_impl* to) {
+[[gnu::noinline]] void call_tracer(thread_state& ts, greenlet_core* from, greenlet_core* to) {
   ts.tracer(access::handle(from), access::handle(to));
 }
 
 inline void trace(thread_state& ts, greenlet_impl* to) {
-  if (ts.tracer) [[unlikely]] call_tracer(ts, ts.current, to);
-}
-
-// resumed runs first thing in a greenlet that has just been switched into:
-// it stores the context of the greenlet we came from (see the protocol).
-inline void resumed(thread_state& ts, boost::context::fiber&& back, void* fake_stack) noexcept {
-  greenlet_impl* from = ts.origin;
-  after_jump(fake_stack, from->marks);
-  if (back) [[likely]] {
-    from->ctx = std::move(back);
-  } else {
-    forget_stack(from->marks);  // from finished; Boost already returned its stack to the pool
-  }
-  if (ts.anchor->pending.load(std::memory_order_relaxed)) [[unlikely]] run_released(ts);
-}
-
-// jump suspends the current greenlet and runs `to`, which must be active and
-// suspended. The caller has set ts.transfer or ts.transfer_error. Hot path: no
-// allocation, no syscall.
-inline void jump(thread_state& ts, greenlet_impl* to) noexcept {
-  greenlet_impl* from = ts.current;
-  from->eh = *ts.eh;
-  *ts.eh = to->eh;
-  ts.origin = from;
-  ts.current = to;
-  void* fake_stack = nullptr;
-  before_jump(&fake_stack, to->marks);
-  boost::context::fiber back = std::move(to->ctx).resume();
-  resumed(ts, std::move(back), fake_stack);
-}
-
-[[noreturn, gnu::noinline]] void rethrow_transfer(thread_state& ts) {
-  std::exception_ptr e = std::move(ts.transfer_error);
-  ts.transfer_error = nullptr;
-  ts.transfer.reset();
-  std::rethrow_exception(e);
-}
-
-// take_result is what a switch returns in the greenlet that lands.
-inline std::any take_result(thread_state& ts) {
-  if (ts.transfer_error) [[unlikely]] rethrow_transfer(ts);
-  std::any r(std::move(ts.transfer));
-  ts.transfer.reset();
-  return r;
+  if (ts.tracing) [[unlikely]] call_tracer(ts, ts.current_impl(), to);
 }
 
 // pooled_stack is the StackAllocator Boost keeps in the fiber's record; Boost
@@ -170,10 +135,10 @@ greenlet_impl* run_to_death(thread_state& ts, greenlet_impl* g) noexcept;
 struct entry {
   greenlet_impl* self;
   boost::context::fiber operator()(boost::context::fiber&& caller) const noexcept {
-    thread_state& ts = *tls_state;
-    resumed(ts, std::move(caller), nullptr);
+    thread_state& ts = *static_cast<thread_state*>(tls_core);
+    land(ts, std::move(caller), nullptr);
     greenlet_impl* next = run_to_death(ts, self);
-    before_jump(nullptr, next->marks);  // nullptr: this stack is finished
+    if (ts.annotate) annotate_before(ts, nullptr, next);  // nullptr: this stack is finished
     return std::move(next->ctx);
   }
 };
@@ -193,14 +158,26 @@ void start(thread_state& ts, greenlet_impl* g) {
   const std::size_t size = g->stack_request != 0 ? g->stack_request : default_stack_size();
   g->stack = ts.pool.acquire(size, default_stack_mode());
   mark_new_stack(g->marks, g->stack.base, g->stack.size);
+  // Boost's constructor jumps to the new stack and straight back (fiber_entry's
+  // first lines). Tell the sanitizers, or ASan puts that frame on the creator's
+  // fake stack, and TSan books it to the creator.
+#if GROVE_ASAN
+  void* fake_stack = nullptr;
+  __sanitizer_start_switch_fiber(&fake_stack, g->stack.base, g->stack.size);
+#endif
 #if GROVE_TSAN
-  // Boost's constructor runs a few instructions on the new stack; let TSan
-  // account them to the new fiber.
   __tsan_switch_to_fiber(g->marks.tsan, 0);
+#endif
   make_context(ts, g);
-  __tsan_switch_to_fiber(ts.current->marks.tsan, 0);
-#else
-  make_context(ts, g);
+#if GROVE_TSAN
+  __tsan_switch_to_fiber(ts.current_impl()->marks.tsan, 0);
+#endif
+#if GROVE_ASAN
+  const void* own_bottom = nullptr;
+  std::size_t own_size = 0;
+  __sanitizer_finish_switch_fiber(fake_stack, &own_bottom, &own_size);
+  __sanitizer_start_switch_fiber(&fake_stack, own_bottom, own_size);  // and back to our own stack
+  __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
 #endif
   g->state.store(run_state::active, std::memory_order_relaxed);
   link_live(ts, g);
@@ -223,7 +200,7 @@ void die_unstarted(greenlet_impl* g, std::any& value, std::exception_ptr& error)
 std::any send(thread_state& ts, greenlet_impl* to, std::any&& value, std::exception_ptr&& error) {
   for (;;) {
     while (to->state.load(std::memory_order_relaxed) == run_state::dead) to = to->parent;
-    if (to == ts.current) {
+    if (to == ts.current_impl()) {
       if (error) std::rethrow_exception(error);
       return std::move(value);
     }
@@ -281,7 +258,7 @@ greenlet_impl* run_to_death(thread_state& ts, greenlet_impl* g) noexcept {
   greenlet_impl* next = deliver(ts, g->parent, result, error);
   g->state.store(run_state::dead, std::memory_order_relaxed);
   unlink_live(ts, g);
-  if (ts.tracer) {
+  if (ts.tracing) {
     try {
       call_tracer(ts, g, next);
     } catch (...) {
@@ -309,7 +286,7 @@ void set_parent_raw(greenlet_impl* g, greenlet_impl* parent) noexcept {
 // kill throws greenlet_exit into suspended g, made a child of the current
 // greenlet so that its death comes back here. Returns whether g died.
 bool kill(thread_state& ts, greenlet_impl* g) noexcept {
-  set_parent_raw(g, ts.current);
+  set_parent_raw(g, ts.current_impl());
   try {
     send(ts, g, {}, std::make_exception_ptr(greenlet_exit{}));
   } catch (const greenlet_exit&) {
@@ -359,7 +336,7 @@ greenlet_impl* defer(greenlet_impl* g) noexcept {
 // last_reference_gone acts on a greenlet nobody refers to any more. Returns a
 // greenlet whose reference must be dropped next (its parent), or nullptr.
 greenlet_impl* last_reference_gone(greenlet_impl* g) noexcept {
-  thread_state* ts = tls_state;
+  thread_state* ts = current_state_if_any();
   if (ts == nullptr || ts->anchor != g->anchor || g == ts->current) return defer(g);
   if (g->state.load(std::memory_order_relaxed) == run_state::active) {
     kill_released(*ts, g);
@@ -375,7 +352,7 @@ greenlet_impl* destroy(greenlet_impl* g) noexcept {
   return parent;
 }
 
-[[gnu::noinline]] void run_released(thread_state& ts) noexcept {
+void act_on_released(thread_state& ts) noexcept {
   std::vector<greenlet_impl*> items;
   {
     std::lock_guard<std::mutex> hold(ts.anchor->lock);
@@ -397,20 +374,50 @@ greenlet_impl* destroy(greenlet_impl* g) noexcept {
   ts.transfer_error = std::move(error);
 }
 
-thread_state& create_state() {
+[[gnu::noinline, gnu::cold]] thread_state& create_state() {
   if (tls_exited) throw error("grove: greenlets cannot be used while their thread is exiting");
   auto s = std::make_unique<thread_state>();
   install_overflow_handler(*s);
-  tls_state = s.get();
+  tls_core = s.get();
   tls_owner = std::move(s);
-  return *tls_state;
+  return *tls_owner;
 }
 
 }  // namespace
 
+// ---------------------------------------------------------------------------
+// The out-of-line parts of the inline switch (grove/detail/switch.hpp)
+
+void annotate_before(thread_core& ts, void** fake_stack, greenlet_core* to) noexcept {
+  (void)ts;
+  before_jump(fake_stack, impl(to)->marks);
+}
+
+void annotate_after(thread_core& ts, void* fake_stack, greenlet_core* from) noexcept {
+  (void)ts;
+  after_jump(fake_stack, impl(from)->marks);
+}
+
+void origin_finished(thread_core& ts) noexcept {
+  // Boost already returned its stack to the pool (fiber_exit, on our side).
+  forget_stack(impl(ts.origin)->marks);
+}
+
+void run_released(thread_core& ts) noexcept { act_on_released(static_cast<thread_state&>(ts)); }
+
+void rethrow_transfer(thread_core& ts) {
+  std::exception_ptr e = std::move(ts.transfer_error);
+  ts.transfer_error = nullptr;
+  ts.transfer.reset();
+  std::rethrow_exception(e);
+}
+
+// ---------------------------------------------------------------------------
+
 greenlet_impl::greenlet_impl(std::unique_ptr<run_body> run, greenlet_impl* parent_, thread_anchor* anchor_,
                              std::size_t stack_request_, bool is_main_)
-    : is_main(is_main_), parent(parent_), anchor(anchor_), body(std::move(run)), stack_request(stack_request_) {
+    : is_main(is_main_), parent(parent_), body(std::move(run)), stack_request(stack_request_) {
+  anchor = anchor_;
   if (parent != nullptr) add_ref(parent);
   anchor->refs.fetch_add(1, std::memory_order_relaxed);
   if (!is_main) live_greenlets.fetch_add(1, std::memory_order_relaxed);
@@ -427,6 +434,8 @@ greenlet_impl::~greenlet_impl() {
 
 thread_state::thread_state() {
   anchor = std::make_unique<thread_anchor>().release();
+  released = &anchor->pending;
+  annotate = GROVE_ASAN || GROVE_TSAN;
   auto m = std::make_unique<greenlet_impl>(nullptr, nullptr, anchor, 0, true);
   m->state.store(run_state::active, std::memory_order_relaxed);
   mark_current(m->marks);
@@ -439,9 +448,8 @@ thread_state::thread_state() {
 // as if its last handle had gone: stacks unwind and destructors run. One that
 // refuses twice is reported and its context left alone for good.
 thread_state::~thread_state() {
-  exiting = true;
   for (int round = 0; round < 2; ++round) {
-    run_released(*this);
+    act_on_released(*this);
     std::vector<greenlet_impl*> victims;
     for (greenlet_impl* g = live; g != nullptr; g = g->live_next) {
       if (g == current) continue;
@@ -454,7 +462,7 @@ thread_state::~thread_state() {
     }
     for (greenlet_impl* g : std::exchange(zombies, {})) release(g);
   }
-  run_released(*this);
+  act_on_released(*this);
   for (greenlet_impl* g = live; g != nullptr; g = g->live_next) {
     if (g == current) continue;
     report(describe(g) + " would not exit when its thread did; its stack is left allocated");
@@ -464,28 +472,24 @@ thread_state::~thread_state() {
     // The thread is exiting from inside a greenlet: nothing can resume main now.
     leak_context(std::move(main->ctx));
   }
+  thread_anchor* a = anchor;
   {
-    std::lock_guard<std::mutex> hold(anchor->lock);
-    anchor->alive = false;
+    std::lock_guard<std::mutex> hold(a->lock);
+    a->alive = false;
   }
   remove_overflow_handler(*this);
   main->state.store(run_state::dead, std::memory_order_relaxed);
-  tls_state = nullptr;
+  tls_core = nullptr;
   tls_exited = true;
   release(main);  // the owner is gone now: this (and any later release) destroys directly
-  if (anchor->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    std::unique_ptr<thread_anchor> owned(anchor);
+  if (a->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    std::unique_ptr<thread_anchor> owned(a);
   }
 }
 
-thread_state& current_state() {
-  if (thread_state* s = tls_state) [[likely]] return *s;
-  return create_state();
-}
+thread_state& current_state() { return current_state_inline(); }
 
-thread_state* current_state_if_any() noexcept { return tls_state; }
-
-greenlet_impl* make_greenlet(std::unique_ptr<run_body> run, greenlet_impl* parent, std::size_t stack_bytes) {
+greenlet_core* make_greenlet(std::unique_ptr<run_body> run, greenlet_core* parent, std::size_t stack_bytes) {
   thread_state& ts = current_state();
   if (parent == nullptr) {
     parent = ts.current;
@@ -495,14 +499,13 @@ greenlet_impl* make_greenlet(std::unique_ptr<run_body> run, greenlet_impl* paren
         "thread that creates it");
   }
   const std::size_t request = stack_bytes == 0 ? 0 : checked_stack_size(stack_bytes);
-  return std::make_unique<greenlet_impl>(std::move(run), parent, ts.anchor, request, false).release();
+  return std::make_unique<greenlet_impl>(std::move(run), impl(parent), ts.anchor, request, false).release();
 }
 
-void add_ref(greenlet_impl* p) noexcept { p->refs.fetch_add(1, std::memory_order_relaxed); }
-
-void release(greenlet_impl* p) noexcept {
+void release(greenlet_core* p) noexcept {
   // Iterative, so that dropping the head of a long parent chain cannot overflow the stack.
-  while (p != nullptr && p->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) p = last_reference_gone(p);
+  auto* g = impl(p);
+  while (g != nullptr && g->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) g = last_reference_gone(g);
 }
 
 }  // namespace grove::detail
@@ -510,35 +513,28 @@ void release(greenlet_impl* p) noexcept {
 namespace grove {
 
 using detail::current_state;
+using detail::impl;
 using detail::run_state;
 
-std::any greenlet::switch_to(std::any value) {
+std::any greenlet::switch_slow(std::any value) {
   detail::thread_state& ts = current_state();
-  detail::greenlet_impl* to = p_;
-  if (to->anchor != ts.anchor) [[unlikely]] detail::wrong_thread("switch_to");
-  if (to->state.load(std::memory_order_relaxed) != run_state::active || to == ts.current || ts.tracer)
-      [[unlikely]] {
-    return detail::send(ts, to, std::move(value), nullptr);
-  }
-  ts.transfer = std::move(value);
-  detail::jump(ts, to);
-  return detail::take_result(ts);
+  if (p_->anchor != ts.anchor) detail::wrong_thread("switch_to");
+  return detail::send(ts, impl(p_), std::move(value), nullptr);
 }
 
 std::any greenlet::throw_to(std::exception_ptr e) {
   if (!e) throw error("grove::greenlet::throw_to: the exception_ptr is empty");
   detail::thread_state& ts = current_state();
   if (p_->anchor != ts.anchor) detail::wrong_thread("throw_to");
-  return detail::send(ts, p_, {}, std::move(e));
+  return detail::send(ts, impl(p_), {}, std::move(e));
 }
 
-greenlet greenlet::current() {
-  return detail::access::handle(current_state().current);
-}
+greenlet greenlet::current() { return detail::access::handle(current_state().current); }
 
 std::optional<greenlet> greenlet::parent() const {
-  if (p_->parent == nullptr) return std::nullopt;
-  return detail::access::handle(p_->parent);
+  detail::greenlet_impl* p = impl(p_)->parent;
+  if (p == nullptr) return std::nullopt;
+  return detail::access::handle(p);
 }
 
 void greenlet::set_parent(const greenlet& p) {
@@ -547,33 +543,36 @@ void greenlet::set_parent(const greenlet& p) {
   if (p.p_->anchor != p_->anchor) {
     throw error("grove::greenlet::set_parent: the new parent belongs to another thread");
   }
-  if (p_->is_main) throw error("grove::greenlet::set_parent: a thread's main greenlet has no parent");
-  for (detail::greenlet_impl* q = p.p_; q != nullptr; q = q->parent) {
+  if (impl(p_)->is_main) throw error("grove::greenlet::set_parent: a thread's main greenlet has no parent");
+  for (detail::greenlet_impl* q = impl(p.p_); q != nullptr; q = q->parent) {
     if (q == p_) {
       throw error("grove::greenlet::set_parent: the new parent is this greenlet or one of its descendants (a cycle)");
     }
   }
-  detail::set_parent_raw(p_, p.p_);
+  detail::set_parent_raw(impl(p_), impl(p.p_));
 }
 
 bool greenlet::started() const noexcept { return p_->state.load(std::memory_order_relaxed) != run_state::unstarted; }
 
 bool greenlet::dead() const noexcept { return p_->state.load(std::memory_order_relaxed) == run_state::dead; }
 
-bool greenlet::is_main() const noexcept { return p_->is_main; }
+bool greenlet::is_main() const noexcept { return impl(p_)->is_main; }
 
-const std::string& greenlet::name() const noexcept { return p_->name; }
+const std::string& greenlet::name() const noexcept { return impl(p_)->name; }
 
-void greenlet::set_name(std::string name) { p_->name = std::move(name); }
+void greenlet::set_name(std::string name) { impl(p_)->name = std::move(name); }
 
 std::size_t greenlet::stack_size() const noexcept {
-  if (p_->is_main) return 0;
-  if (p_->state.load(std::memory_order_relaxed) != run_state::unstarted && p_->stack.size != 0) return p_->stack.size;
-  return p_->stack_request != 0 ? p_->stack_request : default_stack_size();
+  const detail::greenlet_impl* g = impl(p_);
+  if (g->is_main) return 0;
+  if (g->state.load(std::memory_order_relaxed) != run_state::unstarted && g->stack.size != 0) return g->stack.size;
+  return g->stack_request != 0 ? g->stack_request : default_stack_size();
 }
 
 greenlet::trace_function greenlet::settrace(trace_function fn) {
-  return std::exchange(current_state().tracer, std::move(fn));
+  detail::thread_state& ts = current_state();
+  ts.tracing = static_cast<bool>(fn);
+  return std::exchange(ts.tracer, std::move(fn));
 }
 
 std::size_t greenlet::live_count() noexcept { return detail::live_greenlets.load(std::memory_order_relaxed); }

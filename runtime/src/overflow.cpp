@@ -82,8 +82,8 @@ bool in_guard_page(const greenlet_impl* g, const void* addr) {
 void on_segv(int sig, siginfo_t* info, void* context) {
   const int saved_errno = errno;
   thread_state* ts = current_state_if_any();
-  if (ts != nullptr && in_guard_page(ts->current, info->si_addr)) {
-    const greenlet_impl* g = ts->current;
+  if (ts != nullptr && in_guard_page(ts->current_impl(), info->si_addr)) {
+    const greenlet_impl* g = ts->current_impl();
     message m;
     m.text("grove: stack overflow in greenlet ");
     if (!g->name.empty()) {

@@ -28,6 +28,13 @@
 #endif
 #endif
 
+#ifndef GROVE_ASAN
+#define GROVE_ASAN 0
+#endif
+#ifndef GROVE_TSAN
+#define GROVE_TSAN 0
+#endif
+
 #if GROVE_ASAN
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>

@@ -103,10 +103,6 @@ stack_region stack_pool::acquire(std::size_t size, stack_mode mode) {
     b.cold.pop_back();
     stacks_pooled.fetch_sub(1, std::memory_order_relaxed);
   }
-#if GROVE_ASAN
-  // A greenlet that finished left its frames' redzones poisoned on this stack.
-  ASAN_UNPOISON_MEMORY_REGION(s.base, s.size);
-#endif
   ++in_use_;
   stacks_in_use.fetch_add(1, std::memory_order_relaxed);
   return s;
@@ -147,6 +143,11 @@ void stack_pool::map_dense_slab(bucket& b) {
 }
 
 void stack_pool::release(const stack_region& s) noexcept {
+#if GROVE_ASAN
+  // The finished greenlet's last frames never returned, so their redzones are
+  // still poisoned. (Fresh mappings have clean shadow: no need at acquire.)
+  ASAN_UNPOISON_MEMORY_REGION(s.base, s.size);
+#endif
   --in_use_;
   stacks_in_use.fetch_sub(1, std::memory_order_relaxed);
   bucket& b = bucket_for(s.size, s.mode);

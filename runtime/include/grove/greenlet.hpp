@@ -46,13 +46,13 @@
 #include <type_traits>
 #include <utility>
 
+#include <grove/detail/switch.hpp>
 #include <grove/error.hpp>
 
 namespace grove {
 
 namespace detail {
 
-class greenlet_impl;
 struct access;
 
 // run_body type-erases a greenlet's run function, which may hold move-only state.
@@ -94,10 +94,9 @@ class run_body_of final : public run_body {
 
 // make_greenlet creates an unstarted greenlet holding one reference.
 // parent == nullptr means the current greenlet.
-greenlet_impl* make_greenlet(std::unique_ptr<run_body> run, greenlet_impl* parent,
-                             std::size_t stack_bytes);
-void add_ref(greenlet_impl* p) noexcept;
-void release(greenlet_impl* p) noexcept;
+greenlet_core* make_greenlet(std::unique_ptr<run_body> run, greenlet_core* parent, std::size_t stack_bytes);
+inline void add_ref(greenlet_core* p) noexcept { p->refs.fetch_add(1, std::memory_order_relaxed); }
+void release(greenlet_core* p) noexcept;
 
 }  // namespace detail
 
@@ -158,7 +157,13 @@ class greenlet {
   // exception thrown into the caller (throw_to) or escaping a child's run.
   // Throws grove::error if this greenlet belongs to another thread, or if its
   // stack cannot be allocated.
-  std::any switch_to(std::any value = {});
+  [[gnu::always_inline]] std::any switch_to(std::any value = {}) {
+    detail::thread_core* ts = detail::tls_core;
+    if (!detail::fast_switch_possible(ts, p_)) [[unlikely]] return switch_slow(std::move(value));
+    ts->transfer = std::move(value);
+    detail::jump(*ts, p_);
+    return detail::take_result(*ts);
+  }
 
   // throw_to raises e inside this greenlet at its switch point and runs it;
   // returns (or throws) like switch_to. An unstarted greenlet dies without
@@ -217,14 +222,19 @@ class greenlet {
  private:
   friend struct detail::access;
   // Takes over a reference the caller already holds.
-  explicit greenlet(detail::greenlet_impl* p) noexcept : p_(p) {}
+  explicit greenlet(detail::greenlet_core* p) noexcept : p_(p) {}
+
+  // switch_slow is switch_to for every case but a plain switch to a suspended
+  // greenlet of this thread: first use on a thread, tracing, an unstarted, dead
+  // or current target, or one of another thread.
+  std::any switch_slow(std::any value);
 
   template <class F>
   static std::unique_ptr<detail::run_body> make_body(F&& run) {
     return std::make_unique<detail::run_body_of<std::decay_t<F>>>(std::forward<F>(run));
   }
 
-  detail::greenlet_impl* p_;
+  detail::greenlet_core* p_;
 };
 
 }  // namespace grove

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# test.sh — grove's whole test suite, from a fresh Debian 12 machine.
+#
+# Installs missing Debian packages, then builds and runs:
+#   1. the normal build (RelWithDebInfo): every test, the install/consumer test
+#   2. ASan + UBSan: every test
+#   3. valgrind memcheck over the normal build's runtime tests: zero errors
+#   4. TSan: the cross-thread tests
+# Build trees live in build/<kind>; a second run reuses them.
+set -euo pipefail
+cd "$(dirname "$0")"
+source cmake/debian-deps.sh
+grove_install_deps
+
+jobs=$(nproc)
+passed=0
+failed=0
+stage() {
+  local name=$1
+  shift
+  echo
+  echo "=== grove test: $name"
+  if "$@"; then
+    passed=$((passed + 1))
+    echo "=== grove test: $name: passed"
+  else
+    failed=$((failed + 1))
+    echo "=== grove test: $name: FAILED"
+  fi
+}
+
+build() {  # build DIR [cmake options...]
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" "$@" >/dev/null && cmake --build "$dir" -j "$jobs"
+}
+
+normal() {
+  build build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+    ctest --test-dir build/release --output-on-failure
+}
+
+asan() {
+  build build/asan -DCMAKE_BUILD_TYPE=Debug -DGROVE_SANITIZE=address,undefined -DGROVE_BENCH=OFF &&
+    ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1 \
+      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      ctest --test-dir build/asan --output-on-failure
+}
+
+memcheck() {
+  # Children the tests start (stack_probe) run natively: --trace-children=no.
+  valgrind --tool=memcheck --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+    --child-silent-after-fork=yes -q build/release/tests/runtime_tests
+}
+
+tsan() {
+  build build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGROVE_SANITIZE=thread -DGROVE_BENCH=OFF -DGROVE_EXAMPLES=OFF &&
+    TSAN_OPTIONS=halt_on_error=1 build/tsan/tests/runtime_tests --test-case='*thread*'
+}
+
+stage "normal build" normal
+stage "ASan+UBSan build" asan
+stage "valgrind memcheck" memcheck
+stage "TSan, cross-thread tests" tsan
+
+echo
+echo "grove: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
