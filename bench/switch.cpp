@@ -84,8 +84,7 @@ void bench_switch() {
   std::printf("switch  raw fiber resume          %7.2f ns one-way\n", raw);
   std::printf("switch  greenlet switch_to()      %7.2f ns one-way   ratio %.2fx raw (target <= 2.0x)\n", green,
               green / raw);
-  std::printf("switch  greenlet switch_to(long)  %7.2f ns one-way   ratio %.2fx raw\n", green_value,
-              green_value / raw);
+  std::printf("switch  greenlet switch_to(long)  %7.2f ns one-way   ratio %.2fx raw\n", green_value, green_value / raw);
 }
 
 void bench_create() {
@@ -126,10 +125,11 @@ void bench_memory() {
   const auto t1 = clock_type::now();
   const std::size_t after = rss_bytes();
   const double per = static_cast<double>(after - before) / static_cast<double>(count);
-  std::printf("memory  1,000,000 parked dense greenlets: %.0f bytes RSS each (%.2f KiB; target <= 4.5 KiB), "
-              "parked in %.2f s, %zu stacks reserve %.1f GiB of address space\n",
-              per, per / 1024, std::chrono::duration<double>(t1 - t0).count(), grove::stack_statistics().in_use,
-              static_cast<double>(grove::stack_statistics().reserved_bytes) / (1 << 30));
+  std::printf(
+      "memory  1,000,000 parked dense greenlets: %.0f bytes RSS each (%.2f KiB; target <= 4.5 KiB), "
+      "parked in %.2f s, %zu stacks reserve %.1f GiB of address space\n",
+      per, per / 1024, std::chrono::duration<double>(t1 - t0).count(), grove::stack_statistics().in_use,
+      static_cast<double>(grove::stack_statistics().reserved_bytes) / (1 << 30));
   for (auto& g : parked) g.switch_to();
   parked.clear();
   grove::trim_stack_pool();

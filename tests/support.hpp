@@ -66,9 +66,9 @@ class stderr_capture {
 
 // run_result is what a child process did.
 struct run_result {
-  int exit_code = -1;    // when it exited
-  int signal = 0;        // when a signal killed it
-  std::string out;       // stdout and stderr, interleaved
+  int exit_code = -1;  // when it exited
+  int signal = 0;      // when a signal killed it
+  std::string out;     // stdout and stderr, interleaved
 };
 
 // run_program runs argv with extra environment entries ("NAME=value") and

@@ -105,7 +105,8 @@ void act_on_released(thread_state& ts) noexcept;
 thread_state& create_state();
 
 inline thread_state& current_state_inline() {
-  if (thread_core* s = tls_core) [[likely]] return *static_cast<thread_state*>(s);
+  if (thread_core* s = tls_core) [[likely]]
+    return *static_cast<thread_state*>(s);
   return create_state();
 }
 
@@ -117,7 +118,8 @@ inline thread_state& current_state_inline() {
 }
 
 inline void trace(thread_state& ts, greenlet_impl* to) {
-  if (ts.tracing) [[unlikely]] call_tracer(ts, ts.current_impl(), to);
+  if (ts.tracing) [[unlikely]]
+    call_tracer(ts, ts.current_impl(), to);
 }
 
 // pooled_stack is the StackAllocator Boost keeps in the fiber's record; Boost
@@ -291,8 +293,8 @@ bool kill(thread_state& ts, greenlet_impl* g) noexcept {
     send(ts, g, {}, std::make_exception_ptr(greenlet_exit{}));
   } catch (const greenlet_exit&) {
   } catch (...) {
-    report(describe(g) + " raised instead of exiting when it was killed: " +
-           describe_exception(std::current_exception()));
+    report(describe(g) +
+           " raised instead of exiting when it was killed: " + describe_exception(std::current_exception()));
   }
   return g->state.load(std::memory_order_relaxed) == run_state::dead;
 }

@@ -32,8 +32,8 @@ struct thread_anchor {
 
 class greenlet_impl : public greenlet_core {
  public:
-  greenlet_impl(std::unique_ptr<run_body> run, greenlet_impl* parent, thread_anchor* anchor,
-                std::size_t stack_request, bool is_main);
+  greenlet_impl(std::unique_ptr<run_body> run, greenlet_impl* parent, thread_anchor* anchor, std::size_t stack_request,
+                bool is_main);
   ~greenlet_impl();
   greenlet_impl(const greenlet_impl&) = delete;
   greenlet_impl& operator=(const greenlet_impl&) = delete;

@@ -30,8 +30,7 @@ std::string max_map_count() {
 [[noreturn]] void refuse(const std::string& what, int err) {
   std::string msg = "grove: " + what + ": " + std::strerror(err);
   if (err == ENOMEM) {
-    msg += " (each guarded stack costs the kernel two memory mappings and vm.max_map_count is " +
-           max_map_count() +
+    msg += " (each guarded stack costs the kernel two memory mappings and vm.max_map_count is " + max_map_count() +
            "; use dense stacks (GROVE_STACK_MODE=dense or grove::set_default_stack_mode) or raise "
            "vm.max_map_count)";
   }
@@ -116,9 +115,10 @@ stack_region stack_pool::map_guarded(std::size_t size) {
   if (::mprotect(start, guard, PROT_NONE) != 0) {
     const int err = errno;
     ::munmap(start, size + guard);
-    refuse("cannot protect the guard page below a new greenlet stack, and grove never hands out an "
-           "unguarded one",
-           err);
+    refuse(
+        "cannot protect the guard page below a new greenlet stack, and grove never hands out an "
+        "unguarded one",
+        err);
   }
   stacks_reserved_bytes.fetch_add(size + guard, std::memory_order_relaxed);
   stack_region s{start + guard, size, stack_mode::guarded, 0};

@@ -30,8 +30,9 @@ struct guard {
 }  // namespace
 
 // 1
-TEST_CASE_FIXTURE(leak_check, "switch_to into an unstarted greenlet calls run with the value and run's result "
-                              "returns to the parent") {
+TEST_CASE_FIXTURE(leak_check,
+                  "switch_to into an unstarted greenlet calls run with the value and run's result "
+                  "returns to the parent") {
   int seen = 0;
   greenlet g([&](std::any v) {
     seen = std::any_cast<int>(v);
@@ -82,8 +83,9 @@ TEST_CASE_FIXTURE(leak_check, "an exception escaping run is rethrown in the pare
 }
 
 // 4
-TEST_CASE_FIXTURE(leak_check, "throw_to a suspended greenlet raises at its switch point, and if caught there it "
-                              "runs on") {
+TEST_CASE_FIXTURE(leak_check,
+                  "throw_to a suspended greenlet raises at its switch point, and if caught there it "
+                  "runs on") {
   std::string caught;
   greenlet g([&] {
     try {
@@ -108,8 +110,9 @@ TEST_CASE_FIXTURE(leak_check, "throw_to a suspended greenlet that does not catch
 }
 
 // 5
-TEST_CASE_FIXTURE(leak_check, "throw_to an unstarted greenlet: run never executes, it is dead, and the exception "
-                              "goes to the parent") {
+TEST_CASE_FIXTURE(leak_check,
+                  "throw_to an unstarted greenlet: run never executes, it is dead, and the exception "
+                  "goes to the parent") {
   bool ran = false;
   greenlet g([&] { ran = true; });
   CHECK_THROWS_WITH_AS(g.throw_to(std::make_exception_ptr(std::runtime_error("never ran"))), "never ran",
@@ -144,8 +147,9 @@ TEST_CASE_FIXTURE(leak_check, "greenlet_exit escaping run is swallowed and the p
 }
 
 // 7
-TEST_CASE_FIXTURE(leak_check, "switch_to a dead greenlet goes to its parent, or the nearest live ancestor, with the "
-                              "value") {
+TEST_CASE_FIXTURE(leak_check,
+                  "switch_to a dead greenlet goes to its parent, or the nearest live ancestor, with the "
+                  "value") {
   greenlet main = greenlet::current();
   std::vector<int> middle_got;
   greenlet middle([&](std::any v) {
@@ -204,7 +208,7 @@ TEST_CASE_FIXTURE(leak_check, "set_parent refuses cycles") {
   CHECK_THROWS_AS(a.set_parent(c), grove::error);
   CHECK_THROWS_AS(a.set_parent(a), grove::error);
   CHECK_THROWS_WITH(a.set_parent(b), doctest::Contains("cycle"));
-  CHECK(*a.parent() == greenlet::current());  // unchanged
+  CHECK(*a.parent() == greenlet::current());                         // unchanged
   CHECK_THROWS_AS(greenlet::current().set_parent(a), grove::error);  // a main greenlet has no parent
 }
 
@@ -232,8 +236,9 @@ TEST_CASE_FIXTURE(leak_check, "set_parent refuses a greenlet of another thread")
 }
 
 // 9
-TEST_CASE_FIXTURE(leak_check, "current() is the thread's implicit main greenlet, the greenlet itself inside run, "
-                              "and different on each thread") {
+TEST_CASE_FIXTURE(leak_check,
+                  "current() is the thread's implicit main greenlet, the greenlet itself inside run, "
+                  "and different on each thread") {
   greenlet main = greenlet::current();
   CHECK(main.is_main());
   CHECK(main.started());
@@ -261,8 +266,9 @@ TEST_CASE_FIXTURE(leak_check, "current() is the thread's implicit main greenlet,
 }
 
 // 10
-TEST_CASE_FIXTURE(leak_check, "dropping the last handle of a suspended greenlet throws greenlet_exit into it and "
-                              "destroys what is on its stack") {
+TEST_CASE_FIXTURE(leak_check,
+                  "dropping the last handle of a suspended greenlet throws greenlet_exit into it and "
+                  "destroys what is on its stack") {
   int destroyed = 0;
   bool saw_exit = false;
   {
@@ -282,8 +288,9 @@ TEST_CASE_FIXTURE(leak_check, "dropping the last handle of a suspended greenlet 
   CHECK(destroyed == 1);
 }
 
-TEST_CASE_FIXTURE(leak_check, "a greenlet that swallows its kill and switches away is reported, not corrupted, and "
-                              "killed again when its thread exits") {
+TEST_CASE_FIXTURE(leak_check,
+                  "a greenlet that swallows its kill and switches away is reported, not corrupted, and "
+                  "killed again when its thread exits") {
   int destroyed = 0;
   int kills_seen = 0;
   std::string report;
@@ -343,14 +350,15 @@ TEST_CASE_FIXTURE(leak_check, "the last handle dropped on another thread kills t
   handle = std::move(g);
   std::thread t([&] { handle.reset(); });
   t.join();
-  CHECK(destroyed == 0);  // not on the foreign thread
+  CHECK(destroyed == 0);        // not on the foreign thread
   greenlet([] {}).switch_to();  // our next switch runs the queued kill
   CHECK(destroyed == 1);
 }
 
 // 11
-TEST_CASE_FIXTURE(leak_check, "handles are shared: a copy names the same greenlet, and a child keeps its parent "
-                              "alive") {
+TEST_CASE_FIXTURE(leak_check,
+                  "handles are shared: a copy names the same greenlet, and a child keeps its parent "
+                  "alive") {
   greenlet main = greenlet::current();
   greenlet g([&](std::any v) { return main.switch_to(v); });
   greenlet copy = g;
@@ -371,7 +379,7 @@ TEST_CASE_FIXTURE(leak_check, "handles are shared: a copy names the same greenle
       return std::any(1);
     });
     child.emplace([] { return std::any(0); }, parent_g);
-  }  // parent_g's handle is gone, but child still holds its parent
+  }                                             // parent_g's handle is gone, but child still holds its parent
   CHECK(greenlet::live_count() == before + 2);  // child, and the parent it keeps
   CHECK(child->parent().has_value());
   CHECK(std::any_cast<int>(child->switch_to()) == 1);  // child's death starts the parent
@@ -515,11 +523,12 @@ TEST_CASE_FIXTURE(leak_check, "deep recursion works with a large stack") {
 }
 
 TEST_CASE_FIXTURE(leak_check, "a small stack size is honoured") {
-  greenlet g([] {
-    int local = 0;
-    return std::any(reinterpret_cast<std::uintptr_t>(&local));
-  },
-             greenlet::current(), 20 * 1024);
+  greenlet g(
+      [] {
+        int local = 0;
+        return std::any(reinterpret_cast<std::uintptr_t>(&local));
+      },
+      greenlet::current(), 20 * 1024);
   CHECK(g.stack_size() == 20 * 1024);
   const auto addr = std::any_cast<std::uintptr_t>(g.switch_to());
   CHECK(g.stack_size() == 20 * 1024);
@@ -537,13 +546,14 @@ TEST_CASE_FIXTURE(leak_check, "run may capture move-only state") {
 // 15
 TEST_CASE_FIXTURE(leak_check, "settrace sees every switch with from and to, and returns the previous hook") {
   std::vector<std::pair<greenlet, greenlet>> seen;
-  const auto previous = greenlet::settrace([&](const greenlet& from, const greenlet& to) { seen.emplace_back(from, to); });
+  const auto previous =
+      greenlet::settrace([&](const greenlet& from, const greenlet& to) { seen.emplace_back(from, to); });
   CHECK_FALSE(bool(previous));
   greenlet main = greenlet::current();
   greenlet g([&] { main.switch_to(); });
-  g.switch_to();   // main → g
-  g.switch_to();   // main → g again
-                   // g dies → main
+  g.switch_to();  // main → g
+  g.switch_to();  // main → g again
+                  // g dies → main
   int second_calls = 0;
   const auto mine = greenlet::settrace([&](const greenlet&, const greenlet&) { ++second_calls; });
   CHECK(bool(mine));

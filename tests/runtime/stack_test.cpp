@@ -28,8 +28,9 @@ std::uintptr_t stack_address_of_a_new_greenlet() {
 
 }  // namespace
 
-TEST_CASE_FIXTURE(leak_check, "stacks are lazily committed: a parked greenlet costs the pages it touched, not its "
-                              "reserved size") {
+TEST_CASE_FIXTURE(leak_check,
+                  "stacks are lazily committed: a parked greenlet costs the pages it touched, not its "
+                  "reserved size") {
   constexpr std::size_t count = 200;
   constexpr std::size_t stack = 8 * 1024 * 1024;  // 1.6 GiB reserved in all
   greenlet main = greenlet::current();
@@ -97,8 +98,9 @@ TEST_CASE_FIXTURE(leak_check, "a bad GROVE_STACK_SIZE or GROVE_STACK_MODE is a c
   CHECK(r.out.find("GROVE_STACK_MODE=\"sparse\": unknown mode") != std::string::npos);
 }
 
-TEST_CASE_FIXTURE(leak_check, "an overflow into the guard page ends the process with a message naming the greenlet "
-                              "and its stack size") {
+TEST_CASE_FIXTURE(leak_check,
+                  "an overflow into the guard page ends the process with a message naming the greenlet "
+                  "and its stack size") {
   const auto r = run_program({probe, "overflow"});
   CHECK(r.signal == SIGSEGV);
   CHECK(r.out.find("grove: stack overflow in greenlet \"deep-recursion\"") != std::string::npos);
@@ -106,8 +108,9 @@ TEST_CASE_FIXTURE(leak_check, "an overflow into the guard page ends the process 
   CHECK(r.out.find("survived") == std::string::npos);
 }
 
-TEST_CASE_FIXTURE(leak_check, "when the kernel refuses a guard page grove throws grove::error and never hands out "
-                              "an unguarded stack") {
+TEST_CASE_FIXTURE(leak_check,
+                  "when the kernel refuses a guard page grove throws grove::error and never hands out "
+                  "an unguarded stack") {
   const auto r = run_program({probe, "exhaust"});
   INFO(r.out);
   CHECK(r.exit_code == 3);

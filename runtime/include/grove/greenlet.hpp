@@ -117,16 +117,15 @@ class greenlet {
   // may capture move-only state. Nothing runs and no stack is allocated until
   // the first switch_to.
   template <class F>
-    requires(!std::same_as<std::remove_cvref_t<F>, greenlet>)
-  explicit greenlet(F&& run, std::size_t stack_bytes = 0)
+  requires(!std::same_as<std::remove_cvref_t<F>, greenlet>) explicit greenlet(F&& run, std::size_t stack_bytes = 0)
       : p_(detail::make_greenlet(make_body(std::forward<F>(run)), nullptr, stack_bytes)) {}
 
   // greenlet(run, parent, stack_bytes) names the parent explicitly, and a stack
   // size in bytes (0: the default). Throws grove::error if parent belongs to
   // another thread, or stack_bytes is out of range.
   template <class F>
-    requires(!std::same_as<std::remove_cvref_t<F>, greenlet>)
-  greenlet(F&& run, const greenlet& parent, std::size_t stack_bytes = 0)
+  requires(!std::same_as<std::remove_cvref_t<F>, greenlet>)
+      greenlet(F&& run, const greenlet& parent, std::size_t stack_bytes = 0)
       : p_(detail::make_greenlet(make_body(std::forward<F>(run)), parent.p_, stack_bytes)) {}
 
   greenlet(const greenlet& other) noexcept : p_(other.p_) { detail::add_ref(p_); }
@@ -159,7 +158,8 @@ class greenlet {
   // stack cannot be allocated.
   [[gnu::always_inline]] std::any switch_to(std::any value = {}) {
     detail::thread_core* ts = detail::tls_core;
-    if (!detail::fast_switch_possible(ts, p_)) [[unlikely]] return switch_slow(std::move(value));
+    if (!detail::fast_switch_possible(ts, p_)) [[unlikely]]
+      return switch_slow(std::move(value));
     ts->transfer = std::move(value);
     detail::jump(*ts, p_);
     return detail::take_result(*ts);

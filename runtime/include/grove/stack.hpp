@@ -48,8 +48,8 @@ void set_default_stack_mode(stack_mode mode);
 
 // stack_stats counts grove's stacks, process-wide.
 struct stack_stats {
-  std::size_t in_use = 0;        // stacks held by started, unfinished greenlets
-  std::size_t pooled = 0;        // stacks kept for reuse in the threads' pools
+  std::size_t in_use = 0;          // stacks held by started, unfinished greenlets
+  std::size_t pooled = 0;          // stacks kept for reuse in the threads' pools
   std::size_t reserved_bytes = 0;  // address space reserved for stacks (not memory used)
 };
 

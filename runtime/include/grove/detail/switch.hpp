@@ -67,8 +67,8 @@ struct thread_core {
   eh_state* eh = nullptr;             // this thread's __cxa_eh_globals
   thread_anchor* anchor = nullptr;
   std::atomic<bool>* released = nullptr;  // other threads queued greenlets for us to act on
-  bool annotate = false;  // sanitizers need to hear of every switch (grove built with one)
-  bool tracing = false;   // a settrace hook is installed: switches take the slow path
+  bool annotate = false;                  // sanitizers need to hear of every switch (grove built with one)
+  bool tracing = false;                   // a settrace hook is installed: switches take the slow path
 };
 
 // This thread's state; null until grove is first used on the thread.
@@ -83,13 +83,15 @@ void run_released(thread_core& ts) noexcept;
 
 // land runs first thing in a greenlet that has just been switched into.
 [[gnu::always_inline]] inline void land(thread_core& ts, boost::context::fiber&& back, void* fake_stack) noexcept {
-  if (ts.annotate) [[unlikely]] annotate_after(ts, fake_stack, ts.origin);
+  if (ts.annotate) [[unlikely]]
+    annotate_after(ts, fake_stack, ts.origin);
   if (back) [[likely]] {
     ts.origin->ctx = std::move(back);
   } else {
     origin_finished(ts);
   }
-  if (ts.released->load(std::memory_order_relaxed)) [[unlikely]] run_released(ts);
+  if (ts.released->load(std::memory_order_relaxed)) [[unlikely]]
+    run_released(ts);
 }
 
 // jump suspends the current greenlet and resumes `to`, which must be active and
@@ -102,14 +104,16 @@ void run_released(thread_core& ts) noexcept;
   ts.origin = from;
   ts.current = to;
   void* fake_stack = nullptr;
-  if (ts.annotate) [[unlikely]] annotate_before(ts, &fake_stack, to);
+  if (ts.annotate) [[unlikely]]
+    annotate_before(ts, &fake_stack, to);
   boost::context::fiber back = std::move(to->ctx).resume();
   land(ts, std::move(back), fake_stack);
 }
 
 // take_result is what a switch returns in the greenlet that lands.
 [[gnu::always_inline]] inline std::any take_result(thread_core& ts) {
-  if (ts.transfer_error) [[unlikely]] rethrow_transfer(ts);
+  if (ts.transfer_error) [[unlikely]]
+    rethrow_transfer(ts);
   std::any r(std::move(ts.transfer));
   ts.transfer.reset();
   return r;
