@@ -10,6 +10,7 @@
 #include <grove/stack.hpp>
 
 #include "greenlet_impl.hpp"
+#include "hub_state.hpp"
 
 namespace grove::detail {
 
@@ -190,7 +191,7 @@ void start(thread_state& ts, greenlet_impl* g) {
 void die_unstarted(greenlet_impl* g, std::any& value, std::exception_ptr& error) noexcept {
   g->state.store(run_state::dead, std::memory_order_relaxed);
   g->body.reset();
-  if (is_greenlet_exit(error)) {
+  if (error && is_greenlet_exit(error)) {
     error = nullptr;
     value = greenlet_exit{};
   }
@@ -416,8 +417,8 @@ void rethrow_transfer(thread_core& ts) {
 
 // ---------------------------------------------------------------------------
 
-greenlet_impl::greenlet_impl(std::unique_ptr<run_body> run, greenlet_impl* parent_, thread_anchor* anchor_,
-                             std::size_t stack_request_, bool is_main_)
+greenlet_impl::greenlet_impl(body_ptr run, greenlet_impl* parent_, thread_anchor* anchor_, std::size_t stack_request_,
+                             bool is_main_)
     : is_main(is_main_), parent(parent_), body(std::move(run)), stack_request(stack_request_) {
   anchor = anchor_;
   if (parent != nullptr) add_ref(parent);
@@ -426,6 +427,7 @@ greenlet_impl::greenlet_impl(std::unique_ptr<run_body> run, greenlet_impl* paren
 }
 
 greenlet_impl::~greenlet_impl() {
+  if (on_destroy != nullptr) on_destroy(this);
   body.reset();
   if (parent != nullptr) release(parent);
   if (anchor->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
@@ -438,7 +440,7 @@ thread_state::thread_state() {
   anchor = std::make_unique<thread_anchor>().release();
   released = &anchor->pending;
   annotate = GROVE_ASAN || GROVE_TSAN;
-  auto m = std::make_unique<greenlet_impl>(nullptr, nullptr, anchor, 0, true);
+  auto m = std::make_unique<greenlet_impl>(body_ptr(), nullptr, anchor, 0, true);
   m->state.store(run_state::active, std::memory_order_relaxed);
   mark_current(m->marks);
   main = m.release();
@@ -491,7 +493,7 @@ thread_state::~thread_state() {
 
 thread_state& current_state() { return current_state_inline(); }
 
-greenlet_core* make_greenlet(std::unique_ptr<run_body> run, greenlet_core* parent, std::size_t stack_bytes) {
+greenlet_core* make_greenlet(body_ptr run, greenlet_core* parent, std::size_t stack_bytes) {
   thread_state& ts = current_state();
   if (parent == nullptr) {
     parent = ts.current;
@@ -502,6 +504,20 @@ greenlet_core* make_greenlet(std::unique_ptr<run_body> run, greenlet_core* paren
   }
   const std::size_t request = stack_bytes == 0 ? 0 : checked_stack_size(stack_bytes);
   return std::make_unique<greenlet_impl>(std::move(run), impl(parent), ts.anchor, request, false).release();
+}
+
+void enter_greenlet(greenlet_core* g) {
+  thread_state& ts = current_state();
+  send(ts, impl(g), {}, nullptr);
+}
+
+bool kill_greenlet(greenlet_core* g) noexcept { return kill(current_state(), impl(g)); }
+
+void discard_unstarted(greenlet_core* p) noexcept {
+  auto* g = impl(p);
+  std::any unused;
+  std::exception_ptr none;
+  die_unstarted(g, unused, none);
 }
 
 void release(greenlet_core* p) noexcept {

@@ -32,8 +32,7 @@ struct thread_anchor {
 
 class greenlet_impl : public greenlet_core {
  public:
-  greenlet_impl(std::unique_ptr<run_body> run, greenlet_impl* parent, thread_anchor* anchor, std::size_t stack_request,
-                bool is_main);
+  greenlet_impl(body_ptr run, greenlet_impl* parent, thread_anchor* anchor, std::size_t stack_request, bool is_main);
   ~greenlet_impl();
   greenlet_impl(const greenlet_impl&) = delete;
   greenlet_impl& operator=(const greenlet_impl&) = delete;
@@ -41,7 +40,7 @@ class greenlet_impl : public greenlet_core {
   bool is_main = false;
   bool queued = false;              // in anchor->released; guarded by anchor->lock
   greenlet_impl* parent = nullptr;  // holds a reference
-  std::unique_ptr<run_body> body;
+  body_ptr body;
   stack_region stack;
   std::size_t stack_request = 0;  // 0: the default when started
   fiber_marks marks;

@@ -29,4 +29,13 @@ class greenlet_exit {
   const char* what() const noexcept { return "grove::greenlet_exit"; }
 };
 
+// loop_exit is thrown into a task (or the main greenlet) blocked on the hub when
+// nothing can ever wake it: no task is ready, no timer or I/O watcher is active,
+// no run_in_thread job is running, and nothing holds the hub open for another
+// thread's post. As gevent raises LoopExit rather than hang forever.
+class loop_exit : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 }  // namespace grove

@@ -58,9 +58,19 @@ struct access;
 // run_body type-erases a greenlet's run function, which may hold move-only state.
 class run_body {
  public:
-  virtual ~run_body() = default;
   virtual std::any invoke(std::any&& arg) = 0;
+  // dispose drops the greenlet's hold on the body: deletes it, unless the body
+  // is shared (a task's state is also its greenlet's body).
+  virtual void dispose() noexcept { delete this; }
+
+ protected:
+  virtual ~run_body() = default;
 };
+
+struct body_disposer {
+  void operator()(run_body* b) const noexcept { b->dispose(); }
+};
+using body_ptr = std::unique_ptr<run_body, body_disposer>;
 
 template <class F>
 class run_body_of final : public run_body {
@@ -94,7 +104,11 @@ class run_body_of final : public run_body {
 
 // make_greenlet creates an unstarted greenlet holding one reference.
 // parent == nullptr means the current greenlet.
-greenlet_core* make_greenlet(std::unique_ptr<run_body> run, greenlet_core* parent, std::size_t stack_bytes);
+greenlet_core* make_greenlet(body_ptr run, greenlet_core* parent, std::size_t stack_bytes);
+
+// discard_unstarted kills an unstarted greenlet without running it or switching:
+// it is dead and its run function is gone.
+void discard_unstarted(greenlet_core* g) noexcept;
 inline void add_ref(greenlet_core* p) noexcept { p->refs.fetch_add(1, std::memory_order_relaxed); }
 void release(greenlet_core* p) noexcept;
 
@@ -230,8 +244,8 @@ class greenlet {
   std::any switch_slow(std::any value);
 
   template <class F>
-  static std::unique_ptr<detail::run_body> make_body(F&& run) {
-    return std::make_unique<detail::run_body_of<std::decay_t<F>>>(std::forward<F>(run));
+  static detail::body_ptr make_body(F&& run) {
+    return detail::body_ptr(std::make_unique<detail::run_body_of<std::decay_t<F>>>(std::forward<F>(run)).release());
   }
 
   detail::greenlet_core* p_;

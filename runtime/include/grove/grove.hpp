@@ -3,4 +3,8 @@
 
 #include <grove/error.hpp>
 #include <grove/greenlet.hpp>
+#include <grove/hub.hpp>
+#include <grove/sleep.hpp>
 #include <grove/stack.hpp>
+#include <grove/task.hpp>
+#include <grove/timeout.hpp>

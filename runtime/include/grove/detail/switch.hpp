@@ -49,13 +49,27 @@ struct eh_state {
 
 enum class run_state : std::uint8_t { unstarted, active, dead };
 
-// greenlet_core is the start of every greenlet: what the inline switch touches.
+struct waiter;
+struct timeout_scope;
+struct task_base;
+
+// greenlet_core is the start of every greenlet: what the inline switch touches,
+// and what the hub keeps per greenlet.
 struct greenlet_core {
   std::atomic<std::size_t> refs{1};
   std::atomic<run_state> state{run_state::unstarted};
   boost::context::fiber ctx;  // valid exactly while suspended
   eh_state eh;                // saved while not running
   thread_anchor* anchor = nullptr;
+
+  // The hub's part (grove/detail/wait.hpp). Touched only on the owner thread.
+  waiter* parked = nullptr;                      // what it waits for, while parked on the hub
+  std::exception_ptr interrupt;                  // a kill or loop_exit to raise at its blocking point
+  timeout_scope* pending_timeout = nullptr;      // a timeout scope that fired while it was not parked
+  timeout_scope* innermost_timeout = nullptr;    // its open timeout scopes, innermost first
+  task_base* task = nullptr;                     // the task it runs, if any
+  void (*on_destroy)(greenlet_core*) = nullptr;  // set by upper layers that keep per-greenlet data
+  void* locals = nullptr;                        // grove::local values, owned through on_destroy
 };
 
 // thread_core is the start of each thread's switching state.

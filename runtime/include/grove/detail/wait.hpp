@@ -1,0 +1,234 @@
+// grove/detail/wait.hpp — the hub's narrow interface: park a greenlet until it
+// is woken, a deadline passes or it is interrupted; wake it; run a timer.
+// Tasks, sync objects and I/O are built on these and never touch libev.
+// Not a public interface: names here change without notice.
+//
+// Blocking, in one picture:
+//
+//   task T: park(w)  ──jump──▶  hub: runs ready greenlets, polls libev
+//        ▲                          │
+//        └────────jump──────────────┘  after wake(w): T was pushed on the ready ring
+//
+// Interrupts (a kill, a timeout scope firing, loop_exit) reach a parked greenlet
+// at once, and any other greenlet at its next blocking call. A waiter woken
+// with a hand-off (an item, a permit, a lock) returns it even when an interrupt
+// arrives before it runs again: the interrupt then fires at the next blocking
+// call, so nothing handed over is ever lost.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <vector>
+
+#include <grove/detail/switch.hpp>
+#include <grove/error.hpp>
+
+namespace grove::detail {
+
+using clock = std::chrono::steady_clock;
+using deadline = clock::time_point;
+inline constexpr deadline forever = deadline::max();
+
+// deadline_after is now + d, saturating (a huge timeout means forever).
+inline deadline deadline_after(std::chrono::nanoseconds d) noexcept {
+  const deadline now = clock::now();
+  if (d <= std::chrono::nanoseconds::zero()) return now;
+  if (d >= forever - now) return forever;
+  return now + std::chrono::duration_cast<clock::duration>(d);
+}
+
+// waiter is one greenlet's wait: it lives on the waiting greenlet's stack.
+struct waiter {
+  enum class status : std::uint8_t { waiting, woken, timed_out, interrupted };
+  greenlet_core* g = nullptr;
+  status state = status::waiting;
+  bool handoff = false;      // woken with something handed over that the wait must return
+  const char* what = "";     // what it waits for, for dump_tasks
+  const void* on = nullptr;  // the object it waits on, for dump_tasks
+  waiter* prev = nullptr;    // wait_list links
+  waiter* next = nullptr;
+  bool linked = false;
+  void* slot = nullptr;               // the hand-off's payload, where there is one
+  void (*notify)(waiter&) = nullptr;  // if set, wake calls it instead of scheduling g
+  waiter* park_prev = nullptr;        // the hub's list of parked waiters
+  waiter* park_next = nullptr;
+};
+
+// wait_list is an intrusive FIFO of waiters; sync objects keep one each.
+class wait_list {
+ public:
+  wait_list() = default;
+  wait_list(const wait_list&) = delete;
+  wait_list& operator=(const wait_list&) = delete;
+
+  bool empty() const noexcept { return head_ == nullptr; }
+  std::size_t size() const noexcept { return size_; }
+  waiter* front() const noexcept { return head_; }
+
+  void push_back(waiter& w) noexcept {
+    w.prev = tail_;
+    w.next = nullptr;
+    if (tail_ != nullptr) {
+      tail_->next = &w;
+    } else {
+      head_ = &w;
+    }
+    tail_ = &w;
+    w.linked = true;
+    ++size_;
+  }
+  void remove(waiter& w) noexcept {
+    if (!w.linked) return;
+    if (w.prev != nullptr) {
+      w.prev->next = w.next;
+    } else {
+      head_ = w.next;
+    }
+    if (w.next != nullptr) {
+      w.next->prev = w.prev;
+    } else {
+      tail_ = w.prev;
+    }
+    w.prev = w.next = nullptr;
+    w.linked = false;
+    --size_;
+  }
+  waiter* pop_front() noexcept {
+    waiter* w = head_;
+    if (w != nullptr) remove(*w);
+    return w;
+  }
+
+ private:
+  waiter* head_ = nullptr;
+  waiter* tail_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+// listed_waiter is a waiter linked into a wait_list for as long as it lives
+// (or until someone pops it), so every way out of a wait unlinks it.
+struct listed_waiter : waiter {
+  listed_waiter(wait_list& l, const char* what_, const void* on_) : list(l) {
+    what = what_;
+    on = on_;
+    l.push_back(*this);
+  }
+  listed_waiter(const listed_waiter&) = delete;
+  listed_waiter& operator=(const listed_waiter&) = delete;
+  ~listed_waiter() { list.remove(*this); }
+  wait_list& list;
+};
+
+// ready_ring is the hub's FIFO of greenlets ready to run: a power-of-two ring
+// that only allocates when it grows.
+class ready_ring {
+ public:
+  bool empty() const noexcept { return head_ == tail_; }
+  std::size_t size() const noexcept { return tail_ - head_; }
+  void push(greenlet_core* g) {
+    if (tail_ - head_ == buf_.size()) grow();
+    buf_[tail_++ & (buf_.size() - 1)] = g;
+  }
+  greenlet_core* pop() noexcept { return buf_[head_++ & (buf_.size() - 1)]; }
+  // remove drops every entry for g (a greenlet discarded before it ran).
+  void remove(greenlet_core* g) noexcept {
+    for (std::size_t i = head_; i != tail_; ++i) {
+      auto& e = buf_[i & (buf_.size() - 1)];
+      if (e == g) e = nullptr;
+    }
+  }
+
+ private:
+  void grow() {
+    std::vector<greenlet_core*> bigger(buf_.empty() ? 64 : buf_.size() * 2);
+    for (std::size_t i = head_, j = 0; i != tail_; ++i, ++j) bigger[j] = buf_[i & (buf_.size() - 1)];
+    tail_ -= head_;
+    head_ = 0;
+    buf_.swap(bigger);
+  }
+  std::vector<greenlet_core*> buf_;
+  std::size_t head_ = 0;
+  std::size_t tail_ = 0;
+};
+
+// hub_core is the part of a thread's hub the inline paths use.
+struct hub_core {
+  ready_ring ready;
+  greenlet_core* greenlet = nullptr;  // the hub's own greenlet
+  thread_core* ts = nullptr;
+  std::size_t parked = 0;  // greenlets parked on this hub right now
+  bool closing = false;    // the thread is exiting: blocking calls only kill
+};
+
+extern constinit thread_local hub_core* tls_hub __attribute__((tls_model("initial-exec")));
+
+// current_hub returns this thread's hub, creating it (and starting nothing) on first use.
+hub_core& make_hub();
+[[gnu::always_inline]] inline hub_core& current_hub() {
+  if (hub_core* h = tls_hub) [[likely]]
+    return *h;
+  return make_hub();
+}
+
+// schedule puts g at the back of the ready ring: it runs when the hub gets to it.
+inline void schedule(hub_core& h, greenlet_core* g) { h.ready.push(g); }
+
+// wake ends w's wait successfully, if it is still waiting. handoff: w was given
+// something (an item, a permit) that it must return even if interrupted.
+inline bool wake(waiter& w, bool handoff = false) {
+  if (w.state != waiter::status::waiting) return false;
+  w.state = waiter::status::woken;
+  w.handoff = handoff;
+  if (w.notify != nullptr) {
+    w.notify(w);
+  } else {
+    schedule(*tls_hub, w.g);
+  }
+  return true;
+}
+
+// interrupt makes g raise e at its blocking point: now, if it is parked;
+// otherwise at its next blocking call.
+void interrupt(greenlet_core* g, std::exception_ptr e);
+
+// raise_pending throws what interrupts the current greenlet, if anything does.
+void raise_pending(greenlet_core* g);
+[[gnu::always_inline]] inline void check_interrupts(greenlet_core* g) {
+  if (g->interrupt || g->pending_timeout != nullptr) [[unlikely]]
+    raise_pending(g);
+}
+
+// park blocks the current greenlet until w is woken (true) or d passes (false).
+// Throws what interrupts it (kill, timeout scope, loop_exit), and grove::error
+// when called in the hub itself.
+bool park(waiter& w, deadline d = forever);
+
+// to_hub switches from the current greenlet to the hub, which resumes it once it
+// is on the ready ring again. The caller has arranged for that.
+void to_hub(hub_core& h);
+
+// timer fires its callback on the hub once its deadline passes, unless stopped.
+struct timer {
+  timer() = default;
+  timer(const timer&) = delete;
+  timer& operator=(const timer&) = delete;
+  ~timer() { stop(); }
+  // start arms the timer for deadline d on the current thread's hub.
+  void start(deadline d, void (*fn)(timer&), void* arg);
+  void stop() noexcept;
+  bool active() const noexcept { return active_; }
+  void* arg = nullptr;
+
+  alignas(std::max_align_t) unsigned char ev_storage[64];  // an ev_timer, interpreted by hub.cpp only
+  void (*fire)(timer&) = nullptr;
+  hub_core* hub = nullptr;
+  bool active_ = false;
+};
+
+// current_greenlet is the greenlet running now.
+[[gnu::always_inline]] inline greenlet_core* current_greenlet() { return current_hub().ts->current; }
+
+}  // namespace grove::detail

@@ -1,0 +1,492 @@
+// hub.cpp — the per-thread hub: a libev loop in its own greenlet, the ready
+// ring, parking, timers, timeouts, posts, and loop_exit.
+#include "hub_state.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <utility>
+
+#include <grove/hub.hpp>
+#include <grove/sleep.hpp>
+#include <grove/timeout.hpp>
+
+#include "greenlet_impl.hpp"
+#include "settings.hpp"
+
+namespace grove::detail {
+
+constinit thread_local hub_core* tls_hub __attribute__((tls_model("initial-exec"))) = nullptr;
+
+namespace {
+
+thread_local std::unique_ptr<hub_state> tls_hub_owner;
+
+static_assert(sizeof(ev_timer) <= sizeof(timer::ev_storage), "timer::ev_storage is too small for an ev_timer");
+
+ev_timer* ev_of(timer& t) noexcept { return reinterpret_cast<ev_timer*>(t.ev_storage); }
+
+double seconds_until(deadline d) noexcept {
+  const auto left = d - clock::now();
+  return left.count() <= 0 ? 0.0 : std::chrono::duration<double>(left).count();
+}
+
+void on_ev_timer(struct ev_loop*, ev_timer* w, int) {
+  auto* t = static_cast<timer*>(w->data);
+  t->active_ = false;
+  t->fire(*t);
+}
+
+void on_async(struct ev_loop*, ev_async*, int) {}  // posts are drained after every poll
+
+void report(const std::string& message) noexcept {
+  std::fprintf(stderr, "grove: %s\n", message.c_str());
+  std::fflush(stderr);
+}
+
+std::string describe(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (const greenlet_exit& x) {
+    return x.what();
+  } catch (...) {
+    return "an exception of unknown type";
+  }
+}
+
+// The hub's greenlet runs this for as long as its thread lives.
+struct hub_body final : run_body {
+  explicit hub_body(hub_state& h) : hub(h) {}
+  std::any invoke(std::any&&) override {
+    hub.run();
+    return {};
+  }
+  hub_state& hub;
+};
+
+}  // namespace
+
+hub_state::hub_state() : public_hub(*this) {
+  thread_state& t = current_state();
+  ts = &t;
+  loop = ev_loop_new(EVFLAG_AUTO);
+  if (loop == nullptr) throw error("grove: cannot create the hub's event loop (ev_loop_new failed)");
+  ev_async_init(&async, on_async);
+  ev_async_start(loop, &async);
+  ev_unref(loop);  // posts alone do not keep the loop alive (see idle())
+  // The hub runs callbacks and posts: give it at least the default stack.
+  const std::size_t stack = std::max<std::size_t>(default_stack_size(), 256 * 1024);
+  greenlet = make_greenlet(body_ptr(std::make_unique<hub_body>(*this).release()), t.main, stack);
+  impl(greenlet)->name = "hub";
+  start_diagnostics();
+}
+
+hub_state::~hub_state() {
+  // The thread is exiting. Kill what still waits here while the loop exists:
+  // their unwinding stops timers and leaves wait lists.
+  closing = true;
+  for (int round = 0; round < 3 && (tasks != nullptr || parked_head != nullptr); ++round) {
+    std::vector<task_base*> unstarted;
+    std::vector<greenlet_core*> victims;
+    for (task_base* t = tasks; t != nullptr; t = t->reg_next) {
+      if (!t->started) {
+        t->add_ref();
+        unstarted.push_back(t);
+      } else if (t->g != ts->current) {
+        victims.push_back(t->g);
+      }
+    }
+    for (waiter* w = parked_head; w != nullptr; w = w->park_next) {
+      if (w->g->task == nullptr && w->g != ts->current) victims.push_back(w->g);
+    }
+    for (task_base* t : unstarted) {
+      t->kill_until(std::make_exception_ptr(greenlet_exit{}), forever);  // never parks: it never ran
+      t->release();
+    }
+    for (greenlet_core* g : victims) {
+      add_ref(g);
+      if (g->state.load(std::memory_order_relaxed) == run_state::active) kill_greenlet(g);
+      if (g->task != nullptr && g->state.load(std::memory_order_relaxed) == run_state::dead) {
+        g->task = nullptr;
+        release(g);
+      }
+      release(g);
+    }
+  }
+  stop_diagnostics();
+  if (greenlet->state.load(std::memory_order_relaxed) == run_state::active) kill_greenlet(greenlet);
+  release(greenlet);
+  ev_async_stop(loop, &async);
+  ev_loop_destroy(loop);
+  tls_hub = nullptr;
+}
+
+// run is the hub's loop: run what is ready, then poll, forever.
+void hub_state::run() {
+  for (;;) {
+    run_ready();
+    if (!ready.empty()) {
+      ev_run(loop, EVRUN_NOWAIT);  // a busy ready ring must not starve I/O
+      stale_clock = false;
+      run_posts();
+    } else {
+      idle();
+    }
+  }
+}
+
+// run_ready switches to up to `batch` ready greenlets, in FIFO order. Each
+// runs until it blocks or finishes, and control comes back here.
+void hub_state::run_ready() {
+  thread_core& t = *ts;
+  for (std::size_t n = 0; n < batch && !ready.empty(); ++n) {
+    greenlet_core* g = ready.pop();
+    if (g == nullptr) continue;
+    const run_state st = g->state.load(std::memory_order_relaxed);
+    if (st == run_state::dead) continue;
+    stale_clock = true;
+    if (monitoring) note_switch(g);
+    if (fast_switch_possible(&t, g)) {
+      jump(t, g);
+    } else {
+      enter_greenlet(g);
+    }
+    // A dying task hands its (empty) result to us, its parent; nothing to keep.
+    // Task bodies catch everything, so an exception landing here is a kill of
+    // the hub itself (its thread is exiting): let it unwind the loop.
+    if (t.transfer_error) [[unlikely]]
+      rethrow_transfer(t);
+    t.transfer.reset();
+    if (g->task != nullptr && g->state.load(std::memory_order_relaxed) == run_state::dead) {
+      g->task = nullptr;  // the task's greenlet is done: drop the hub's reference
+      release(g);
+    }
+  }
+  if (monitoring) note_switch(greenlet);
+}
+
+// idle waits for timers, I/O or posts; with nothing that could ever wake the
+// parked greenlets, gives them loop_exit.
+void hub_state::idle() {
+  const bool outside =
+      jobs_in_flight > 0 || holds.load(std::memory_order_acquire) > 0 || has_posts.load(std::memory_order_acquire);
+  if (outside) ev_ref(loop);  // wait for the async watcher too
+  const int active = ev_run(loop, EVRUN_ONCE);
+  if (outside) ev_unref(loop);
+  stale_clock = false;
+  run_posts();
+  if (!ready.empty() || active != 0 || outside) return;
+  if (parked_head == nullptr) {
+    report("the hub was entered with nothing parked and nothing ready: nothing can resume (internal error)");
+    std::abort();
+  }
+  for (waiter* w = parked_head; w != nullptr; w = w->park_next) {
+    if (w->state != waiter::status::waiting) continue;
+    interrupt(w->g, std::make_exception_ptr(loop_exit(
+                        "grove::loop_exit: " + describe_greenlet(w->g) + " is blocked on " +
+                        (w->what[0] ? w->what : "a wait") +
+                        " and nothing can ever wake it: no task is ready, no timer or I/O watcher is active, no "
+                        "run_in_thread job is running and no hub::keepalive is held")));
+  }
+}
+
+void hub_state::post(std::function<void()> callback) {
+  {
+    std::lock_guard<std::mutex> hold(post_lock);
+    posts.push_back(std::move(callback));
+    has_posts.store(true, std::memory_order_release);
+  }
+  ev_async_send(loop, &async);
+}
+
+void hub_state::run_posts() {
+  if (!has_posts.load(std::memory_order_acquire)) return;
+  std::vector<std::function<void()>> batch_;
+  {
+    std::lock_guard<std::mutex> hold(post_lock);
+    batch_.swap(posts);
+    has_posts.store(false, std::memory_order_release);
+  }
+  for (auto& cb : batch_) {
+    try {
+      cb();
+    } catch (...) {
+      report("a callback posted to the hub threw: " + describe(std::current_exception()));
+    }
+  }
+}
+
+void hub_state::link_parked(waiter& w) noexcept {
+  w.park_prev = nullptr;
+  w.park_next = parked_head;
+  if (parked_head != nullptr) parked_head->park_prev = &w;
+  parked_head = &w;
+  ++parked;
+}
+
+void hub_state::unlink_parked(waiter& w) noexcept {
+  if (w.park_prev != nullptr) {
+    w.park_prev->park_next = w.park_next;
+  } else {
+    parked_head = w.park_next;
+  }
+  if (w.park_next != nullptr) w.park_next->park_prev = w.park_prev;
+  w.park_prev = w.park_next = nullptr;
+  --parked;
+}
+
+hub_state& state_of(hub_core& h) noexcept { return static_cast<hub_state&>(h); }
+
+hub_core& make_hub() {
+  if (tls_hub == nullptr) {
+    auto h = std::make_unique<hub_state>();
+    tls_hub = h.get();
+    tls_hub_owner = std::move(h);
+  }
+  return *tls_hub;
+}
+
+// ---------------------------------------------------------------------------
+// Parking
+
+namespace {
+
+void on_park_deadline(timer& t) {
+  auto* w = static_cast<waiter*>(t.arg);
+  if (w->state != waiter::status::waiting) return;
+  w->state = waiter::status::timed_out;
+  schedule(*tls_hub, w->g);
+}
+
+// keep_alive holds a reference to a greenlet that is not a task or a main
+// greenlet while it is parked or on the ready ring, so that dropping its last
+// handle then cannot free it under the hub.
+struct keep_alive {
+  explicit keep_alive(greenlet_core* g) : g_(g->task == nullptr && !impl(g)->is_main ? g : nullptr) {
+    if (g_ != nullptr) add_ref(g_);
+  }
+  keep_alive(const keep_alive&) = delete;
+  keep_alive& operator=(const keep_alive&) = delete;
+  ~keep_alive() {
+    if (g_ != nullptr) release(g_);
+  }
+  greenlet_core* g_;
+};
+
+greenlet_core* blockable_current(hub_core& h) {
+  greenlet_core* self = h.ts->current;
+  if (self == h.greenlet) {
+    throw error(
+        "grove: a blocking call was made in the hub itself (from a callback the hub runs, such as a post); such "
+        "callbacks must not block: spawn a task for blocking work");
+  }
+  if (h.closing) throw greenlet_exit{};
+  return self;
+}
+
+}  // namespace
+
+void to_hub(hub_core& h) {
+  thread_core& t = *h.ts;
+  if (fast_switch_possible(&t, h.greenlet)) {
+    jump(t, h.greenlet);
+  } else {
+    enter_greenlet(h.greenlet);  // its first switch: starts the hub
+  }
+  if (t.transfer_error) [[unlikely]]
+    rethrow_transfer(t);  // a greenlet-level kill (thread exit, last handle)
+  t.transfer.reset();
+}
+
+bool park(waiter& w, deadline d) {
+  hub_core& h = current_hub();
+  greenlet_core* self = blockable_current(h);
+  check_interrupts(self);
+  w.g = self;
+  w.state = waiter::status::waiting;
+  w.handoff = false;
+  if (d != forever && d <= clock::now()) return false;  // a zero limit: just a check
+  timer limit;
+  if (d != forever) limit.start(d, on_park_deadline, &w);
+  keep_alive hold(self);
+  hub_state& hs = state_of(h);
+  hs.link_parked(w);
+  self->parked = &w;
+  struct unpark {
+    hub_state& hs;
+    waiter& w;
+    ~unpark() {
+      w.g->parked = nullptr;
+      hs.unlink_parked(w);
+    }
+  } on_exit{hs, w};
+  to_hub(h);
+  switch (w.state) {
+    case waiter::status::woken:
+      if (!w.handoff) check_interrupts(self);
+      return true;
+    case waiter::status::timed_out:
+      check_interrupts(self);
+      return false;
+    case waiter::status::interrupted:
+      raise_pending(self);
+      throw error("grove: a parked greenlet was interrupted with nothing to raise (internal error)");
+    case waiter::status::waiting:
+      break;
+  }
+  throw error(
+      "grove: a greenlet parked on the hub was resumed by a direct switch_to; a greenlet that waits on the hub must "
+      "be left to the hub");
+}
+
+void interrupt(greenlet_core* g, std::exception_ptr e) {
+  if (!g->interrupt) g->interrupt = std::move(e);
+  if (waiter* w = g->parked; w != nullptr && w->state == waiter::status::waiting) {
+    w->state = waiter::status::interrupted;
+    schedule(*tls_hub, g);
+  }
+}
+
+void raise_pending(greenlet_core* g) {
+  if (g->interrupt) {
+    std::exception_ptr e = std::move(g->interrupt);
+    g->interrupt = nullptr;
+    std::rethrow_exception(e);
+  }
+  if (timeout_scope* s = g->pending_timeout; s != nullptr) {
+    g->pending_timeout = nullptr;
+    throw_timeout(*s);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Timers
+
+void timer::start(deadline d, void (*fn)(timer&), void* a) {
+  stop();
+  hub_state& h = state_of(current_hub());
+  if (h.stale_clock) {
+    ev_now_update(h.loop);  // tasks ran since the last poll; libev's "now" lags
+    h.stale_clock = false;
+  }
+  fire = fn;
+  arg = a;
+  hub = &h;
+  ev_timer* w = ev_of(*this);
+  ev_timer_init(w, on_ev_timer, seconds_until(d), 0.0);
+  w->data = this;
+  ev_timer_start(h.loop, w);
+  active_ = true;
+}
+
+void timer::stop() noexcept {
+  if (!active_) return;
+  ev_timer_stop(state_of(*hub).loop, ev_of(*this));
+  active_ = false;
+}
+
+// ---------------------------------------------------------------------------
+// Timeout scopes
+
+namespace {
+
+std::string describe_limit(std::chrono::nanoseconds d) {
+  using namespace std::chrono;
+  if (d >= seconds(1) && d % milliseconds(1) == nanoseconds(0)) {
+    return std::to_string(duration<double>(d).count()) + " s";
+  }
+  if (d >= milliseconds(1)) return std::to_string(duration_cast<milliseconds>(d).count()) + " ms";
+  return std::to_string(d.count()) + " ns";
+}
+
+void on_timeout_fired(timer& t) {
+  auto* s = static_cast<timeout_scope*>(t.arg);
+  s->fired = true;
+  greenlet_core* g = s->g;
+  if (g->pending_timeout == nullptr || g->pending_timeout->depth > s->depth) g->pending_timeout = s;
+  if (waiter* w = g->parked; w != nullptr && w->state == waiter::status::waiting) {
+    w->state = waiter::status::interrupted;
+    schedule(*tls_hub, g);
+  }
+}
+
+}  // namespace
+
+void throw_timeout(const timeout_scope& s) {
+  throw timeout_error(s.owner, "grove::timeout: the time limit of " + describe_limit(s.limit) + " passed");
+}
+
+}  // namespace grove::detail
+
+namespace grove {
+
+using detail::current_hub;
+using detail::hub_state;
+using detail::state_of;
+
+hub& hub::current() { return state_of(current_hub()).public_hub; }
+
+void hub::post(std::function<void()> callback) { state_.post(std::move(callback)); }
+
+hub::keepalive::keepalive(hub& h) : hub_(h) { h.state_.holds.fetch_add(1, std::memory_order_acq_rel); }
+
+hub::keepalive::~keepalive() {
+  hub_.state_.holds.fetch_sub(1, std::memory_order_acq_rel);
+  hub_.state_.post([] {});  // let an idle hub re-check whether anything can still wake its tasks
+}
+
+void sleep(std::chrono::nanoseconds d) {
+  if (d <= std::chrono::nanoseconds::zero()) {
+    yield();
+    return;
+  }
+  detail::waiter w;
+  w.what = "sleep";
+  detail::park(w, detail::deadline_after(d));
+}
+
+void yield() {
+  detail::hub_core& h = current_hub();
+  detail::greenlet_core* self = detail::blockable_current(h);
+  detail::check_interrupts(self);
+  detail::keep_alive hold(self);
+  detail::schedule(h, self);
+  detail::to_hub(h);
+  detail::check_interrupts(self);
+}
+
+timeout::timeout(std::chrono::nanoseconds limit) {
+  detail::greenlet_core* g = detail::current_greenlet();
+  scope_.owner = this;
+  scope_.g = g;
+  scope_.limit = limit;
+  scope_.outer = g->innermost_timeout;
+  scope_.depth = scope_.outer != nullptr ? scope_.outer->depth + 1 : 0;
+  g->innermost_timeout = &scope_;
+  scope_.clock.start(detail::deadline_after(limit), detail::on_timeout_fired, &scope_);
+}
+
+timeout::~timeout() {
+  cancel();
+  detail::greenlet_core* g = scope_.g;
+  if (g->innermost_timeout == &scope_) {
+    g->innermost_timeout = scope_.outer;
+  } else {
+    // Scopes end in reverse order of creation; tolerate a misuse by unlinking anyway.
+    for (detail::timeout_scope* s = g->innermost_timeout; s != nullptr; s = s->outer) {
+      if (s->outer == &scope_) {
+        s->outer = scope_.outer;
+        break;
+      }
+    }
+  }
+}
+
+void timeout::cancel() noexcept {
+  scope_.clock.stop();
+  if (scope_.g->pending_timeout == &scope_) scope_.g->pending_timeout = nullptr;
+}
+
+}  // namespace grove

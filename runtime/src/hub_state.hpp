@@ -1,0 +1,80 @@
+// hub_state.hpp — the whole of a thread's hub (hub_core is the inline part).
+#pragma once
+
+#include <ev.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grove/detail/wait.hpp>
+#include <grove/hub.hpp>
+#include <grove/task.hpp>
+
+namespace grove::detail {
+
+struct hub_state : hub_core {
+  hub_state();
+  ~hub_state();
+  hub_state(const hub_state&) = delete;
+  hub_state& operator=(const hub_state&) = delete;
+
+  void run();
+  void run_ready();
+  void idle();
+  void post(std::function<void()> callback);
+  void run_posts();
+  void link_parked(waiter& w) noexcept;
+  void unlink_parked(waiter& w) noexcept;
+  void register_task(task_base* t) noexcept;
+  void unregister_task(task_base* t) noexcept;
+  void start_diagnostics();
+  void stop_diagnostics() noexcept;
+  void note_switch(greenlet_core* g) noexcept;
+
+  grove::hub public_hub;
+  struct ev_loop* loop = nullptr;
+  ev_async async;
+  std::mutex post_lock;
+  std::vector<std::function<void()>> posts;  // guarded by post_lock
+  std::atomic<bool> has_posts{false};
+  std::atomic<int> holds{0};  // hub::keepalive objects alive
+  int jobs_in_flight = 0;     // run_in_thread jobs not yet returned
+  bool stale_clock = false;   // tasks ran since libev last read the clock
+  std::size_t batch = 256;    // ready greenlets run between two polls
+  waiter* parked_head = nullptr;
+  task_base* tasks = nullptr;  // unfinished tasks, newest first
+  std::uint64_t next_task_id = 1;
+
+  // GROVE_MONITOR_MS: a watchdog thread watches `switches`.
+  bool monitoring = false;
+  std::atomic<std::uint64_t> switches{0};
+  std::atomic<greenlet_core*> running{nullptr};
+  std::thread monitor;
+  std::mutex monitor_lock;
+  std::condition_variable monitor_wake;
+  bool monitor_stop = false;  // guarded by monitor_lock
+
+  // GROVE_DUMP_ON_SIGNAL
+  ev_signal dump_signal;
+  bool dump_signal_active = false;
+};
+
+hub_state& state_of(hub_core& h) noexcept;
+
+// describe_greenlet names g for messages: a task's name, "the main greenlet"...
+std::string describe_greenlet(greenlet_core* g);
+
+// enter_greenlet switches to g through the general path (it may be unstarted)
+// and returns when control comes back; what it brings back is dropped.
+void enter_greenlet(greenlet_core* g);
+// kill_greenlet throws greenlet_exit into suspended g, made a child of the
+// current greenlet, and returns whether it died.
+bool kill_greenlet(greenlet_core* g) noexcept;
+
+}  // namespace grove::detail

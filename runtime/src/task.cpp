@@ -1,0 +1,249 @@
+// task.cpp — the life of a task: launch, run, finish, join, kill, links.
+//
+// Ownership: a task's state is also its greenlet's run body. The state counts
+// its handles plus one for the greenlet (dropped when the greenlet is done with
+// its body). The greenlet's own reference belongs to the hub, which drops it
+// when it sees the task's greenlet dead (or to whoever discards it unstarted).
+#include <cstdio>
+#include <ostream>
+#include <string>
+
+#include <grove/sleep.hpp>
+#include <grove/task.hpp>
+
+#include "greenlet_impl.hpp"
+#include "hub_state.hpp"
+
+namespace grove::detail {
+namespace {
+
+void report(const std::string& message) noexcept {
+  std::fprintf(stderr, "grove: %s\n", message.c_str());
+  std::fflush(stderr);
+}
+
+std::string describe(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (const greenlet_exit& x) {
+    return x.what();
+  } catch (...) {
+    return "an exception of unknown type";
+  }
+}
+
+bool is_greenlet_exit(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const greenlet_exit&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+void start_now(timer& t) {
+  auto* task = static_cast<task_base*>(t.arg);
+  schedule(*task->hub, task->g);
+}
+
+void run_links(std::vector<std::function<void()>>& links) {
+  for (auto& link : links) {
+    try {
+      link();
+    } catch (const greenlet_exit&) {
+      throw;
+    } catch (...) {
+      report("a task's link callback threw: " + describe(std::current_exception()));
+    }
+  }
+}
+
+}  // namespace
+
+greenlet_core* make_task_greenlet(task_base* t) {
+  hub_core& h = current_hub();
+  greenlet_core* g = make_greenlet(body_ptr(t), h.greenlet, 0);
+  g->task = t;
+  return g;
+}
+
+task_base::~task_base() = default;
+
+void task_base::dispose() noexcept { release(); }
+
+void task_base::release() noexcept {
+  if (refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (error && !observed) report_unobserved();
+  delete this;
+}
+
+void task_base::report_unobserved() noexcept {
+  report("task \"" + name + "\" died of an exception nobody waited for: " + describe(error));
+}
+
+void task_base::launch(greenlet_core* greenlet, std::optional<deadline> at) {
+  g = greenlet;
+  hub_state& h = state_of(current_hub());
+  hub = &h;
+  name = "task-" + std::to_string(h.next_task_id++);
+  h.register_task(this);
+  if (at) {
+    start_later.start(*at, start_now, this);
+  } else {
+    schedule(h, g);
+  }
+}
+
+void task_base::run_guarded(void (*body)(task_base&)) {
+  started = true;
+  try {
+    body(*this);
+  } catch (const greenlet_exit&) {
+    killed = true;
+  } catch (...) {
+    error = std::current_exception();
+  }
+  finish();
+}
+
+void task_base::finish() noexcept {
+  finished = true;
+  state_of(*hub).unregister_task(this);
+  if (!joiners.empty() || !links.empty()) observed = true;
+  while (waiter* w = joiners.pop_front()) wake(*w);
+  if (!links.empty()) {
+    try {
+      spawn([links = std::move(links)]() mutable { run_links(links); });
+    } catch (...) {
+      report("cannot start the link callbacks of task \"" + name + "\": " + describe(std::current_exception()));
+    }
+  }
+}
+
+bool task_base::join_until(deadline d) {
+  if (finished) {
+    observed = true;
+    return true;
+  }
+  if (current_greenlet() == g) throw grove::error("grove::task: a task cannot wait for itself to finish");
+  observed = true;
+  listed_waiter w(joiners, "join", this);
+  park(w, d);
+  return finished;
+}
+
+bool task_base::kill_until(std::exception_ptr e, deadline d) {
+  if (finished) return true;
+  if (!started) {
+    // Never ran, never will.
+    if (start_later.active()) {
+      start_later.stop();
+    } else {
+      hub->ready.remove(g);
+    }
+    if (is_greenlet_exit(e)) {
+      killed = true;
+    } else {
+      error = std::move(e);
+    }
+    greenlet_core* mine = g;
+    discard_unstarted(mine);  // drops the greenlet's hold on us; a handle still holds us
+    started = false;
+    finish();
+    mine->task = nullptr;
+    grove::detail::release(mine);
+    return true;
+  }
+  if (current_greenlet() == g) std::rethrow_exception(e);
+  interrupt(g, std::move(e));
+  return join_until(d);
+}
+
+void task_base::add_link(std::function<void()> fn) {
+  if (!finished) {
+    links.push_back(std::move(fn));
+    return;
+  }
+  observed = true;
+  spawn([fn = std::move(fn)]() mutable {
+    std::vector<std::function<void()>> one;
+    one.push_back(std::move(fn));
+    run_links(one);
+  });
+}
+
+std::optional<std::size_t> wait_any_of(const std::vector<task_base*>& tasks, deadline d) {
+  auto first_done = [&]() -> std::optional<std::size_t> {
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+      if (tasks[i]->finished) {
+        tasks[i]->observed = true;
+        return i;
+      }
+    }
+    return std::nullopt;
+  };
+  if (auto i = first_done()) return i;
+  waiter any;
+  any.what = "wait_any";
+  std::vector<std::unique_ptr<listed_waiter>> proxies;
+  proxies.reserve(tasks.size());
+  for (task_base* t : tasks) {
+    auto p = std::make_unique<listed_waiter>(t->joiners, "wait_any", t);
+    p->slot = &any;
+    p->notify = [](waiter& w) { wake(*static_cast<waiter*>(w.slot)); };
+    proxies.push_back(std::move(p));
+  }
+  park(any, d);
+  return first_done();
+}
+
+void hub_state::register_task(task_base* t) noexcept {
+  t->reg_prev = nullptr;
+  t->reg_next = tasks;
+  if (tasks != nullptr) tasks->reg_prev = t;
+  tasks = t;
+}
+
+void hub_state::unregister_task(task_base* t) noexcept {
+  if (t->reg_prev != nullptr) {
+    t->reg_prev->reg_next = t->reg_next;
+  } else if (tasks == t) {
+    tasks = t->reg_next;
+  }
+  if (t->reg_next != nullptr) t->reg_next->reg_prev = t->reg_prev;
+  t->reg_prev = t->reg_next = nullptr;
+}
+
+}  // namespace grove::detail
+
+namespace grove {
+
+void dump_tasks(std::ostream& out) {
+  detail::hub_state& h = detail::state_of(detail::current_hub());
+  std::size_t n = 0;
+  for (detail::task_base* t = h.tasks; t != nullptr; t = t->reg_next) ++n;
+  out << "grove: " << n << " unfinished task(s) on this thread's hub\n";
+  // Oldest first reads best.
+  std::vector<detail::task_base*> all;
+  for (detail::task_base* t = h.tasks; t != nullptr; t = t->reg_next) all.push_back(t);
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    detail::task_base* t = *it;
+    out << "  task \"" << t->name << "\": ";
+    if (!t->started) {
+      out << (t->start_later.active() ? "not started (spawn_later)" : "not started");
+    } else if (t->g == h.ts->current) {
+      out << "running";
+    } else if (detail::waiter* w = t->g->parked; w != nullptr) {
+      out << "blocked on " << (w->what[0] != '\0' ? w->what : "a wait");
+      if (w->on != nullptr) out << " (" << w->on << ")";
+    } else {
+      out << "ready";
+    }
+    out << '\n';
+  }
+}
+
+}  // namespace grove
