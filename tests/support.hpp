@@ -7,25 +7,45 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include <grove/greenlet.hpp>
+#include <grove/hub.hpp>
 #include <grove/stack.hpp>
 
 namespace grove_test {
 
 // leak_check is the fixture of every test case: when the case ends, no
-// greenlet and no stack may be left in use.
+// greenlet, stack, task, parked waiter or timer may be left behind. The
+// thread's hub (one greenlet, and its stack once it has run) is infrastructure
+// and is counted before the case starts.
 struct leak_check {
-  leak_check() = default;
+  leak_check()
+      : hub_(grove::hub::current()),
+        greenlets_(grove::greenlet::live_count()),
+        stacks_(grove::stack_statistics().in_use) {
+    REQUIRE_MESSAGE(greenlets_ <= 1, "greenlets alive before the test, besides the hub");
+    REQUIRE_MESSAGE(stacks_ <= 1, "stacks in use before the test, besides the hub's");
+  }
   leak_check(const leak_check&) = delete;
   leak_check& operator=(const leak_check&) = delete;
   ~leak_check() {
-    CHECK_MESSAGE(grove::greenlet::live_count() == 0, "greenlets left alive by this test");
-    CHECK_MESSAGE(grove::stack_statistics().in_use == 0, "stacks left in use by this test");
+    const auto s = hub_.stats();
+    CHECK_MESSAGE(s.tasks == 0, "tasks left unfinished by this test");
+    CHECK_MESSAGE(s.parked == 0, "greenlets left parked by this test");
+    CHECK_MESSAGE(s.timers == 0, "timers left running by this test");
+    CHECK_MESSAGE(grove::greenlet::live_count() == greenlets_, "greenlets left alive by this test");
+    CHECK_MESSAGE(grove::stack_statistics().in_use <= std::max<std::size_t>(stacks_, 1),
+                  "stacks left in use by this test");
   }
+
+ private:
+  grove::hub& hub_;
+  std::size_t greenlets_;
+  std::size_t stacks_;
 };
 
 // stderr_capture redirects file descriptor 2 into a temporary file while it lives.

@@ -34,6 +34,7 @@ double seconds_until(deadline d) noexcept {
 void on_ev_timer(struct ev_loop*, ev_timer* w, int) {
   auto* t = static_cast<timer*>(w->data);
   t->active_ = false;
+  --static_cast<hub_state*>(t->hub)->timer_count;
   t->fire(*t);
 }
 
@@ -379,12 +380,14 @@ void timer::start(deadline d, void (*fn)(timer&), void* a) {
   w->data = this;
   ev_timer_start(h.loop, w);
   active_ = true;
+  ++h.timer_count;
 }
 
 void timer::stop() noexcept {
   if (!active_) return;
   ev_timer_stop(state_of(*hub).loop, ev_of(*this));
   active_ = false;
+  --state_of(*hub).timer_count;
 }
 
 // ---------------------------------------------------------------------------
@@ -429,6 +432,10 @@ using detail::state_of;
 hub& hub::current() { return state_of(current_hub()).public_hub; }
 
 void hub::post(std::function<void()> callback) { state_.post(std::move(callback)); }
+
+hub::counts hub::stats() const {
+  return counts{state_.task_count, state_.parked, state_.ready.size(), state_.timer_count};
+}
 
 hub::keepalive::keepalive(hub& h) : hub_(h) { h.state_.holds.fetch_add(1, std::memory_order_acq_rel); }
 

@@ -49,6 +49,8 @@ struct hub_state : hub_core {
   std::size_t batch = 256;    // ready greenlets run between two polls
   waiter* parked_head = nullptr;
   task_base* tasks = nullptr;  // unfinished tasks, newest first
+  std::size_t task_count = 0;
+  std::size_t timer_count = 0;
   std::uint64_t next_task_id = 1;
 
   // GROVE_MONITOR_MS: a watchdog thread watches `switches`.

@@ -205,6 +205,7 @@ void hub_state::register_task(task_base* t) noexcept {
   t->reg_next = tasks;
   if (tasks != nullptr) tasks->reg_prev = t;
   tasks = t;
+  ++task_count;
 }
 
 void hub_state::unregister_task(task_base* t) noexcept {
@@ -215,6 +216,7 @@ void hub_state::unregister_task(task_base* t) noexcept {
   }
   if (t->reg_next != nullptr) t->reg_next->reg_prev = t->reg_prev;
   t->reg_prev = t->reg_next = nullptr;
+  --task_count;
 }
 
 }  // namespace grove::detail

@@ -54,6 +54,16 @@ class hub {
     hub& hub_;
   };
 
+  // stats counts what the hub holds right now (for tests and diagnostics).
+  struct counts {
+    std::size_t tasks = 0;   // spawned and not finished
+    std::size_t parked = 0;  // greenlets blocked on the hub
+    std::size_t ready = 0;   // greenlets waiting for their turn to run
+    std::size_t timers = 0;  // active timers (sleeps, timeouts, time limits)
+  };
+  // stats must be called on the hub's own thread.
+  counts stats() const;
+
   hub(const hub&) = delete;
   hub& operator=(const hub&) = delete;
 

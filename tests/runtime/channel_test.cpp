@@ -1,0 +1,2 @@
+// channel_test.cpp — placeholder, being written.
+#include "../support.hpp"

@@ -1,0 +1,2 @@
+// hub_test.cpp — placeholder, being written.
+#include "../support.hpp"

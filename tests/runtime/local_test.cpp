@@ -1,0 +1,2 @@
+// local_test.cpp — placeholder, being written.
+#include "../support.hpp"

@@ -1,0 +1,2 @@
+// pool_test.cpp — placeholder, being written.
+#include "../support.hpp"

@@ -1,0 +1,2 @@
+// queue_test.cpp — placeholder, being written.
+#include "../support.hpp"

@@ -1,0 +1,2 @@
+// sync_test.cpp — placeholder, being written.
+#include "../support.hpp"

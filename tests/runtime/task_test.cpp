@@ -1,0 +1,2 @@
+// task_test.cpp — placeholder, being written.
+#include "../support.hpp"

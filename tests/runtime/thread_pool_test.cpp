@@ -1,0 +1,2 @@
+// thread_pool_test.cpp — placeholder, being written.
+#include "../support.hpp"

@@ -1,0 +1,2 @@
+// timeout_test.cpp — placeholder, being written.
+#include "../support.hpp"
