@@ -1,9 +1,14 @@
 // grove/grove.hpp — everything grove offers, in one include.
 #pragma once
 
+#include <grove/async_result.hpp>
+#include <grove/condition_variable.hpp>
 #include <grove/error.hpp>
+#include <grove/event.hpp>
 #include <grove/greenlet.hpp>
 #include <grove/hub.hpp>
+#include <grove/mutex.hpp>
+#include <grove/semaphore.hpp>
 #include <grove/sleep.hpp>
 #include <grove/stack.hpp>
 #include <grove/task.hpp>

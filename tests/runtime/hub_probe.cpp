@@ -1,0 +1,50 @@
+// hub_probe — a child process for the hub tests whose subject ends or configures
+// a process: the blocking monitor, the task dump on a signal, bad settings.
+//   hub_probe monitor      a task spins for 300 ms without blocking
+//   hub_probe dump         two tasks wait; the process signals itself
+//   hub_probe start        just starts the hub (for the settings checks)
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include <grove/event.hpp>
+#include <grove/sleep.hpp>
+#include <grove/task.hpp>
+
+using namespace std::chrono_literals;
+
+int main(int argc, char** argv) {
+  const std::string cmd = argc > 1 ? argv[1] : "";
+  if (cmd == "monitor") {
+    auto hog = grove::spawn([] {
+      const auto t0 = std::chrono::steady_clock::now();
+      while (std::chrono::steady_clock::now() - t0 < 300ms) {
+      }
+    });
+    hog.set_name("cpu-hog");
+    hog.join();
+    std::printf("done\n");
+    return 0;
+  }
+  if (cmd == "dump") {
+    grove::event never;
+    auto waiter = grove::spawn([&] { never.wait(100ms); });
+    waiter.set_name("event-waiter");
+    auto sleeper = grove::spawn([] { grove::sleep(100ms); });
+    sleeper.set_name("sleeper");
+    grove::yield();
+    ::raise(SIGUSR1);
+    grove::sleep(20ms);
+    grove::joinall(std::vector<grove::task<void>>{waiter, sleeper});
+    return 0;
+  }
+  if (cmd == "start") {
+    grove::sleep(1ms);
+    std::printf("started\n");
+    return 0;
+  }
+  std::fprintf(stderr, "usage: hub_probe monitor|dump|start\n");
+  return 2;
+}
