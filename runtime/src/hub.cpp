@@ -116,6 +116,7 @@ hub_state::~hub_state() {
       release(g);
     }
   }
+  close_pool(*this);
   stop_diagnostics();
   if (greenlet->state.load(std::memory_order_relaxed) == run_state::active) kill_greenlet(greenlet);
   release(greenlet);

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -17,6 +18,8 @@
 #include <grove/task.hpp>
 
 namespace grove::detail {
+
+struct pool_state;
 
 struct hub_state : hub_core {
   hub_state();
@@ -45,6 +48,7 @@ struct hub_state : hub_core {
   std::atomic<bool> has_posts{false};
   std::atomic<int> holds{0};  // hub::keepalive objects alive
   int jobs_in_flight = 0;     // run_in_thread jobs not yet returned
+  std::shared_ptr<pool_state> pool;  // run_in_thread's threads, started lazily
   bool stale_clock = false;   // tasks ran since libev last read the clock
   std::size_t batch = 256;    // ready greenlets run between two polls
   waiter* parked_head = nullptr;
@@ -78,5 +82,8 @@ void enter_greenlet(greenlet_core* g);
 // kill_greenlet throws greenlet_exit into suspended g, made a child of the
 // current greenlet, and returns whether it died.
 bool kill_greenlet(greenlet_core* g) noexcept;
+
+// close_pool lets the hub's pool threads go; their late results are dropped.
+void close_pool(hub_state& h) noexcept;
 
 }  // namespace grove::detail

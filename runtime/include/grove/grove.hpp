@@ -12,4 +12,5 @@
 #include <grove/sleep.hpp>
 #include <grove/stack.hpp>
 #include <grove/task.hpp>
+#include <grove/thread_pool.hpp>
 #include <grove/timeout.hpp>

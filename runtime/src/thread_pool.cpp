@@ -1,0 +1,148 @@
+// thread_pool.cpp — each hub's pool of OS threads for run_in_thread.
+//
+// Workers share `pool_state` with the hub through a shared_ptr: a worker that
+// finishes after its hub's thread has exited finds `hub == nullptr` and drops
+// the result instead of posting to a dead hub. So the hub never waits for its
+// workers at thread exit (a call blocked forever cannot hang it); they are
+// detached and end when their current call does.
+#include <grove/thread_pool.hpp>
+
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "hub_state.hpp"
+#include "settings.hpp"
+
+namespace grove::detail {
+
+struct pool_state {
+  std::mutex lock;
+  std::condition_variable work;
+  std::deque<std::shared_ptr<thread_job>> queue;  // guarded by lock
+  std::size_t size = 0;                           // guarded by lock
+  std::size_t threads = 0;                        // guarded by lock
+  std::size_t idle = 0;                           // guarded by lock
+  hub_state* hub = nullptr;                       // guarded by lock; null once the hub is gone
+};
+
+namespace {
+
+constexpr std::size_t max_threads = 1024;
+
+std::size_t configured_size() {
+  static const std::size_t size = [] {
+    const char* v = std::getenv("GROVE_THREADPOOL_SIZE");
+    if (v == nullptr || *v == '\0') return std::size_t{10};
+    char* end = nullptr;
+    const unsigned long n = std::strtoul(v, &end, 10);
+    if (*end != '\0' || v[0] == '-' || n == 0 || n > max_threads) {
+      bad_setting("GROVE_THREADPOOL_SIZE", v, "not a thread count between 1 and 1024");
+    }
+    return static_cast<std::size_t>(n);
+  }();
+  return size;
+}
+
+void worker(std::shared_ptr<pool_state> pool) {
+  std::unique_lock<std::mutex> lock(pool->lock);
+  for (;;) {
+    ++pool->idle;
+    pool->work.wait(lock, [&] { return pool->hub == nullptr || !pool->queue.empty() || pool->threads > pool->size; });
+    --pool->idle;
+    if (pool->hub == nullptr || (pool->queue.empty() && pool->threads > pool->size)) {
+      --pool->threads;
+      return;
+    }
+    std::shared_ptr<thread_job> job = std::move(pool->queue.front());
+    pool->queue.pop_front();
+    lock.unlock();
+    job->run();
+    lock.lock();
+    if (pool->hub != nullptr) {
+      hub_state* h = pool->hub;
+      h->post([h, job] {
+        job->done = true;
+        --h->jobs_in_flight;
+        if (job->w != nullptr) wake(*job->w);
+      });
+    }
+  }
+}
+
+pool_state& pool_of(hub_state& h) {
+  if (!h.pool) {
+    h.pool = std::make_shared<pool_state>();
+    h.pool->size = configured_size();
+    h.pool->hub = &h;
+  }
+  return *h.pool;
+}
+
+}  // namespace
+
+void close_pool(hub_state& h) noexcept {
+  if (!h.pool) return;
+  {
+    std::lock_guard<std::mutex> hold(h.pool->lock);
+    h.pool->hub = nullptr;
+    h.pool->queue.clear();
+  }
+  h.pool->work.notify_all();
+  h.pool.reset();
+}
+
+void run_job(std::shared_ptr<thread_job> job) {
+  hub_state& h = state_of(current_hub());
+  if (h.ts->current == h.greenlet) {
+    throw error("grove::run_in_thread: called in the hub itself (from a callback the hub runs); call it from a task");
+  }
+  pool_state& pool = pool_of(h);
+  {
+    std::lock_guard<std::mutex> hold(pool.lock);
+    pool.queue.push_back(job);
+    if (pool.idle < pool.queue.size() && pool.threads < pool.size) {
+      ++pool.threads;
+      std::thread(worker, h.pool).detach();
+    }
+  }
+  pool.work.notify_one();
+  ++h.jobs_in_flight;
+  // Wait for the worker's report. Leaving early (kill, timeout) abandons the job.
+  waiter w;
+  w.what = "run_in_thread";
+  w.on = job.get();
+  job->w = &w;
+  struct abandon {
+    thread_job& job;
+    ~abandon() { job.w = nullptr; }
+  } on_exit{*job};
+  while (!job->done) park(w);
+}
+
+}  // namespace grove::detail
+
+namespace grove {
+
+void set_thread_pool_size(std::size_t threads) {
+  if (threads == 0 || threads > detail::max_threads) {
+    throw error("grove::set_thread_pool_size(" + std::to_string(threads) + "): a pool has between 1 and 1024 threads");
+  }
+  detail::pool_state& pool = detail::pool_of(detail::state_of(detail::current_hub()));
+  {
+    std::lock_guard<std::mutex> hold(pool.lock);
+    pool.size = threads;
+  }
+  pool.work.notify_all();  // idle threads beyond the new size exit
+}
+
+std::size_t thread_pool_size() {
+  detail::pool_state& pool = detail::pool_of(detail::state_of(detail::current_hub()));
+  std::lock_guard<std::mutex> hold(pool.lock);
+  return pool.size;
+}
+
+}  // namespace grove
