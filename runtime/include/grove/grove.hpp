@@ -7,6 +7,7 @@
 #include <grove/event.hpp>
 #include <grove/greenlet.hpp>
 #include <grove/hub.hpp>
+#include <grove/local.hpp>
 #include <grove/mutex.hpp>
 #include <grove/semaphore.hpp>
 #include <grove/sleep.hpp>
