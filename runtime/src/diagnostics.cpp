@@ -68,7 +68,7 @@ void on_dump_signal(struct ev_loop*, ev_signal*, int) { dump_tasks(std::cerr); }
 
 std::string describe_greenlet(greenlet_core* g) {
   if (g == nullptr) return "an unknown greenlet";
-  if (g->task != nullptr) return "task \"" + g->task->name + "\"";
+  if (g->task != nullptr) return "task \"" + g->task->label() + "\"";
   if (impl(g)->is_main) return "the main greenlet";
   return impl(g)->name.empty() ? "a greenlet" : "greenlet \"" + impl(g)->name + "\"";
 }

@@ -419,8 +419,9 @@ void rethrow_transfer(thread_core& ts) {
 
 greenlet_impl::greenlet_impl(body_ptr run, greenlet_impl* parent_, thread_anchor* anchor_, std::size_t stack_request_,
                              bool is_main_)
-    : is_main(is_main_), parent(parent_), body(std::move(run)), stack_request(stack_request_) {
+    : parent(parent_), body(std::move(run)), stack_request(stack_request_) {
   anchor = anchor_;
+  is_main = is_main_;
   if (parent != nullptr) add_ref(parent);
   anchor->refs.fetch_add(1, std::memory_order_relaxed);
   if (!is_main) live_greenlets.fetch_add(1, std::memory_order_relaxed);

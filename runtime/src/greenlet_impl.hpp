@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include <grove/detail/small_alloc.hpp>
 #include <grove/detail/switch.hpp>
 #include <grove/greenlet.hpp>
 
@@ -30,14 +31,13 @@ struct thread_anchor {
   std::atomic<bool> pending{false};      // released is not empty
 };
 
-class greenlet_impl : public greenlet_core {
+class greenlet_impl : public greenlet_core, public small_object {
  public:
   greenlet_impl(body_ptr run, greenlet_impl* parent, thread_anchor* anchor, std::size_t stack_request, bool is_main);
   ~greenlet_impl();
   greenlet_impl(const greenlet_impl&) = delete;
   greenlet_impl& operator=(const greenlet_impl&) = delete;
 
-  bool is_main = false;
   bool queued = false;              // in anchor->released; guarded by anchor->lock
   greenlet_impl* parent = nullptr;  // holds a reference
   body_ptr body;

@@ -266,7 +266,7 @@ void on_park_deadline(timer& t) {
 // greenlet while it is parked or on the ready ring, so that dropping its last
 // handle then cannot free it under the hub.
 struct keep_alive {
-  explicit keep_alive(greenlet_core* g) : g_(g->task == nullptr && !impl(g)->is_main ? g : nullptr) {
+  explicit keep_alive(greenlet_core* g) : g_(g->task == nullptr && !g->is_main ? g : nullptr) {
     if (g_ != nullptr) add_ref(g_);
   }
   keep_alive(const keep_alive&) = delete;
@@ -455,7 +455,8 @@ void sleep(std::chrono::nanoseconds d) {
   detail::park(w, detail::deadline_after(d));
 }
 
-void yield() {
+namespace detail {
+void yield_slow() {
   detail::hub_core& h = current_hub();
   detail::greenlet_core* self = detail::blockable_current(h);
   detail::check_interrupts(self);
@@ -464,6 +465,7 @@ void yield() {
   detail::to_hub(h);
   detail::check_interrupts(self);
 }
+}  // namespace detail
 
 timeout::timeout(std::chrono::nanoseconds limit) {
   detail::greenlet_core* g = detail::current_greenlet();

@@ -46,11 +46,11 @@ struct hub_state : hub_core {
   std::mutex post_lock;
   std::vector<std::function<void()>> posts;  // guarded by post_lock
   std::atomic<bool> has_posts{false};
-  std::atomic<int> holds{0};  // hub::keepalive objects alive
-  int jobs_in_flight = 0;     // run_in_thread jobs not yet returned
+  std::atomic<int> holds{0};         // hub::keepalive objects alive
+  int jobs_in_flight = 0;            // run_in_thread jobs not yet returned
   std::shared_ptr<pool_state> pool;  // run_in_thread's threads, started lazily
-  bool stale_clock = false;   // tasks ran since libev last read the clock
-  std::size_t batch = 256;    // ready greenlets run between two polls
+  bool stale_clock = false;          // tasks ran since libev last read the clock
+  std::size_t batch = 256;           // ready greenlets run between two polls
   waiter* parked_head = nullptr;
   task_base* tasks = nullptr;  // unfinished tasks, newest first
   std::size_t task_count = 0;

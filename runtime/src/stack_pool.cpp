@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <string>
 
 #include <grove/error.hpp>
@@ -16,9 +17,15 @@
 namespace grove::detail {
 namespace {
 
-std::atomic<std::size_t> stacks_in_use{0};
-std::atomic<std::size_t> stacks_pooled{0};
 std::atomic<std::size_t> stacks_reserved_bytes{0};
+
+// Every thread's pool, for stack_statistics; and what pools that are gone left in use.
+std::mutex registry_lock;
+std::vector<const stack_pool*>& registry() {
+  static std::vector<const stack_pool*> pools;
+  return pools;
+}
+std::atomic<std::size_t> stacks_left_in_use{0};
 
 std::string max_map_count() {
   std::ifstream f("/proc/sys/vm/max_map_count");
@@ -55,7 +62,17 @@ constexpr int map_flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STAC
 
 }  // namespace
 
+stack_pool::stack_pool() {
+  std::lock_guard<std::mutex> hold(registry_lock);
+  registry().push_back(this);
+}
+
 stack_pool::~stack_pool() {
+  {
+    std::lock_guard<std::mutex> hold(registry_lock);
+    std::erase(registry(), this);
+    stacks_left_in_use.fetch_add(in_use(), std::memory_order_relaxed);
+  }
   for (auto& b : buckets_) {
     if (b.mode == stack_mode::guarded) {
       for (auto& s : b.hot) unmap(s);
@@ -63,11 +80,10 @@ stack_pool::~stack_pool() {
       for (auto& s : b.hot) deregister_with_valgrind(s.valgrind_id);
       for (auto& s : b.cold) deregister_with_valgrind(s.valgrind_id);
     }
-    stacks_pooled.fetch_sub(b.hot.size() + b.cold.size(), std::memory_order_relaxed);
   }
   // A slab still holding a stack in use must stay mapped (its greenlet could not
   // be killed); we cannot tell which slab, so we keep them all in that case.
-  if (in_use_ == 0) {
+  if (in_use() == 0) {
     for (auto& s : slabs_) {
       ::munmap(s.start, s.bytes);
       stacks_reserved_bytes.fetch_sub(s.bytes, std::memory_order_relaxed);
@@ -89,21 +105,20 @@ stack_region stack_pool::acquire(std::size_t size, stack_mode mode) {
   if (!b.hot.empty()) {
     s = b.hot.back();
     b.hot.pop_back();
-    stacks_pooled.fetch_sub(1, std::memory_order_relaxed);
+    bump(pooled_, -1);
   } else if (!b.cold.empty()) {
     s = b.cold.back();
     b.cold.pop_back();
-    stacks_pooled.fetch_sub(1, std::memory_order_relaxed);
+    bump(pooled_, -1);
   } else if (mode == stack_mode::guarded) {
     s = map_guarded(size);
   } else {
     map_dense_slab(b);
     s = b.cold.back();
     b.cold.pop_back();
-    stacks_pooled.fetch_sub(1, std::memory_order_relaxed);
+    bump(pooled_, -1);
   }
-  ++in_use_;
-  stacks_in_use.fetch_add(1, std::memory_order_relaxed);
+  bump(in_use_, 1);
   return s;
 }
 
@@ -139,7 +154,7 @@ void stack_pool::map_dense_slab(bucket& b) {
     s.valgrind_id = register_with_valgrind(s.base, s.size);
     b.cold.push_back(s);
   }
-  stacks_pooled.fetch_add(slab_stacks, std::memory_order_relaxed);
+  bump(pooled_, slab_stacks);
 }
 
 void stack_pool::release(const stack_region& s) noexcept {
@@ -148,18 +163,17 @@ void stack_pool::release(const stack_region& s) noexcept {
   // still poisoned. (Fresh mappings have clean shadow: no need at acquire.)
   ASAN_UNPOISON_MEMORY_REGION(s.base, s.size);
 #endif
-  --in_use_;
-  stacks_in_use.fetch_sub(1, std::memory_order_relaxed);
+  bump(in_use_, -1);
   bucket& b = bucket_for(s.size, s.mode);
   if (b.hot.size() < hot_limit) {
     b.hot.push_back(s);
-    stacks_pooled.fetch_add(1, std::memory_order_relaxed);
+    bump(pooled_, 1);
   } else if (s.mode == stack_mode::guarded) {
     unmap(s);
   } else {
     ::madvise(s.base, s.size, MADV_DONTNEED);
     b.cold.push_back(s);
-    stacks_pooled.fetch_add(1, std::memory_order_relaxed);
+    bump(pooled_, 1);
   }
 }
 
@@ -168,7 +182,7 @@ void stack_pool::trim() noexcept {
     for (auto& s : b.hot) {
       if (b.mode == stack_mode::guarded) {
         unmap(s);
-        stacks_pooled.fetch_sub(1, std::memory_order_relaxed);
+        bump(pooled_, -1);
       } else {
         ::madvise(s.base, s.size, MADV_DONTNEED);
         b.cold.push_back(s);
@@ -190,9 +204,17 @@ void stack_pool::unmap(const stack_region& s) noexcept {
 namespace grove {
 
 stack_stats stack_statistics() {
-  return stack_stats{detail::stacks_in_use.load(std::memory_order_relaxed),
-                     detail::stacks_pooled.load(std::memory_order_relaxed),
-                     detail::stacks_reserved_bytes.load(std::memory_order_relaxed)};
+  stack_stats s;
+  {
+    std::lock_guard<std::mutex> hold(detail::registry_lock);
+    for (const detail::stack_pool* p : detail::registry()) {
+      s.in_use += p->in_use();
+      s.pooled += p->pooled();
+    }
+  }
+  s.in_use += detail::stacks_left_in_use.load(std::memory_order_relaxed);
+  s.reserved_bytes = detail::stacks_reserved_bytes.load(std::memory_order_relaxed);
+  return s;
 }
 
 }  // namespace grove

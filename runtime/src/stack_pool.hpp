@@ -17,6 +17,7 @@
 // takes no lock.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <vector>
 
@@ -40,7 +41,7 @@ class stack_pool {
   // slab_stacks is how many dense stacks one mapping holds.
   static constexpr std::size_t slab_stacks = 64;
 
-  stack_pool() = default;
+  stack_pool();
   stack_pool(const stack_pool&) = delete;
   stack_pool& operator=(const stack_pool&) = delete;
   // ~stack_pool unmaps every stack, unless some are still in use (a greenlet
@@ -58,7 +59,8 @@ class stack_pool {
   // trim returns every pooled stack's memory to the system.
   void trim() noexcept;
 
-  std::size_t in_use() const noexcept { return in_use_; }
+  std::size_t in_use() const noexcept { return in_use_.load(std::memory_order_relaxed); }
+  std::size_t pooled() const noexcept { return pooled_.load(std::memory_order_relaxed); }
 
  private:
   struct bucket {
@@ -77,9 +79,17 @@ class stack_pool {
   void map_dense_slab(bucket& b);
   static void unmap(const stack_region& s) noexcept;
 
+  // Counted per pool, written only by the owning thread (a plain load and
+  // store, no locked instruction on the hot path), read by stack_statistics
+  // from any thread.
+  static void bump(std::atomic<std::size_t>& c, std::ptrdiff_t by) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + static_cast<std::size_t>(by), std::memory_order_relaxed);
+  }
+
   std::vector<bucket> buckets_;
   std::vector<slab> slabs_;
-  std::size_t in_use_ = 0;
+  std::atomic<std::size_t> in_use_{0};
+  std::atomic<std::size_t> pooled_{0};
 };
 
 }  // namespace grove::detail

@@ -81,14 +81,14 @@ void task_base::release() noexcept {
 }
 
 void task_base::report_unobserved() noexcept {
-  report("task \"" + name + "\" died of an exception nobody waited for: " + describe(error));
+  report("task \"" + label() + "\" died of an exception nobody waited for: " + describe(error));
 }
 
 void task_base::launch(greenlet_core* greenlet, std::optional<deadline> at) {
   g = greenlet;
   hub_state& h = state_of(current_hub());
   hub = &h;
-  name = "task-" + std::to_string(h.next_task_id++);
+  id = h.next_task_id++;
   h.register_task(this);
   if (at) {
     start_later.start(*at, start_now, this);
@@ -118,7 +118,7 @@ void task_base::finish() noexcept {
     try {
       spawn([links = std::move(links)]() mutable { run_links(links); });
     } catch (...) {
-      report("cannot start the link callbacks of task \"" + name + "\": " + describe(std::current_exception()));
+      report("cannot start the link callbacks of task \"" + label() + "\": " + describe(std::current_exception()));
     }
   }
 }
@@ -233,7 +233,7 @@ void dump_tasks(std::ostream& out) {
   for (detail::task_base* t = h.tasks; t != nullptr; t = t->reg_next) all.push_back(t);
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
     detail::task_base* t = *it;
-    out << "  task \"" << t->name << "\": ";
+    out << "  task \"" << t->label() << "\": ";
     if (!t->started) {
       out << (t->start_later.active() ? "not started (spawn_later)" : "not started");
     } else if (t->g == h.ts->current) {

@@ -3,7 +3,13 @@
 
 #include <chrono>
 
+#include <grove/detail/wait.hpp>
+
 namespace grove {
+
+namespace detail {
+void yield_slow();
+}
 
 // sleep blocks the current task (not the thread) for at least d; the hub runs
 // other tasks meanwhile. sleep(0) or less is yield(). Raises a pending kill or
@@ -12,7 +18,28 @@ void sleep(std::chrono::nanoseconds d);
 
 // yield lets every other task that is ready run once, then returns: the current
 // task goes to the back of the ready queue. No syscall, no allocation. Raises a
-// pending kill or timeout at this blocking point.
-void yield();
+// pending kill or timeout at this blocking point. Inlined, for the reason given
+// in grove/detail/switch.hpp.
+[[gnu::always_inline]] inline void yield() {
+  detail::hub_core* h = detail::tls_hub;
+  if (h == nullptr || h->closing) [[unlikely]] {
+    detail::yield_slow();
+    return;
+  }
+  detail::thread_core& ts = *h->ts;
+  detail::greenlet_core* self = ts.current;
+  // The fast path: a task or main greenlet (raw greenlets need the slow path's
+  // keep-alive), nothing pending, and a hub that is already running.
+  if (self == h->greenlet || (self->task == nullptr && !self->is_main) || self->interrupt ||
+      self->pending_timeout != nullptr || !detail::fast_switch_possible(&ts, h->greenlet)) [[unlikely]] {
+    detail::yield_slow();
+    return;
+  }
+  h->ready.push(self);
+  detail::jump(ts, h->greenlet);
+  if (ts.transfer_error) [[unlikely]]
+    detail::rethrow_transfer(ts);
+  detail::check_interrupts(self);
+}
 
 }  // namespace grove

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <iosfwd>
@@ -24,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include <grove/detail/small_alloc.hpp>
 #include <grove/detail/wait.hpp>
 #include <grove/error.hpp>
 #include <grove/greenlet.hpp>
@@ -38,7 +40,7 @@ namespace detail {
 struct task_access;
 
 // task_base is what every task shares, whatever its result type.
-struct task_base : run_body {
+struct task_base : run_body, small_object {
   task_base() = default;
   task_base(const task_base&) = delete;
   task_base& operator=(const task_base&) = delete;
@@ -51,7 +53,8 @@ struct task_base : run_body {
   bool killed = false;    // finished by greenlet_exit
   bool observed = false;  // someone looked at (or waited for) the outcome
   std::exception_ptr error;
-  std::string name;
+  std::string name;      // empty until set or asked for: then "task-<id>"
+  std::uint64_t id = 0;  // this hub's spawn counter
   wait_list joiners;
   std::vector<std::function<void()>> links;
   timer start_later;              // spawn_later's delay
@@ -74,6 +77,13 @@ struct task_base : run_body {
   bool kill_until(std::exception_ptr e, deadline d);
   void add_link(std::function<void()> fn);
   void report_unobserved() noexcept;
+  // label is the task's name for messages (no caching: safe from other threads
+  // while the task runs); display_name fills `name` in on first use.
+  std::string label() const { return name.empty() ? "task-" + std::to_string(id) : name; }
+  const std::string& display_name() {
+    if (name.empty()) name = label();
+    return name;
+  }
 
  protected:
   ~task_base() override;
@@ -203,7 +213,7 @@ class task {
   }
 
   // name labels the task in reports and dump_tasks (default: "task-N").
-  const std::string& name() const noexcept { return s_->name; }
+  const std::string& name() const { return s_->display_name(); }
   void set_name(std::string n) { s_->name = std::move(n); }
 
   friend bool operator==(const task& a, const task& b) noexcept { return a.s_ == b.s_; }
@@ -250,8 +260,14 @@ auto new_task(std::optional<deadline> at, F&& f, Args&&... args) {
   using R = std::invoke_result_t<Fn&&>;
   auto owned = std::make_unique<task_state<R, Fn>>(std::move(call));
   task_state<R, Fn>* s = owned.get();
-  greenlet_core* g = make_task_greenlet(owned.release());  // the greenlet's body hold is refs' first count
-  s->add_ref();                                            // and the handle's
+  s->refs.store(2, std::memory_order_relaxed);  // the greenlet's hold on its body, and the handle
+  greenlet_core* g = nullptr;
+  try {
+    g = make_task_greenlet(owned.release());
+  } catch (...) {
+    s->release();  // the greenlet's hold went with the failure; this is the handle's
+    throw;
+  }
   s->launch(g, at);
   return s;
 }

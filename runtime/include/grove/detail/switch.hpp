@@ -61,6 +61,7 @@ struct greenlet_core {
   boost::context::fiber ctx;  // valid exactly while suspended
   eh_state eh;                // saved while not running
   thread_anchor* anchor = nullptr;
+  bool is_main = false;  // a thread's implicit main greenlet
 
   // The hub's part (grove/detail/wait.hpp). Touched only on the owner thread.
   waiter* parked = nullptr;                      // what it waits for, while parked on the hub

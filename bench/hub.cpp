@@ -1,0 +1,200 @@
+// bench/hub — the hub's costs, each beside a baseline measured in the same run.
+//
+//   yield     two tasks yielding to each other: ns per task switch, beside a raw
+//             greenlet switch_to ping-pong
+//   spawn     spawn + run + join of trivial tasks: ns per task, beside a raw
+//             greenlet create + switch + finish
+//   sleepers  1,000,000 tasks sleeping a random 0-1 s (dense stacks): how late
+//             each wakes, and RSS per task
+//   mutex     two tasks handing a grove::mutex back and forth: ns per lock+unlock
+//   queue     two tasks ping-ponging items through two grove::queue: ns per put+get
+//
+// Usage: bench_hub [yield|spawn|sleepers|mutex|queue]...   (default: all)
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <grove/grove.hpp>
+#include <grove/queue.hpp>
+
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+double best_ns(int repeats, long ops, const std::function<void()>& fn) {
+  double best = 1e300;
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = clock_type::now();
+    fn();
+    const double ns =
+        std::chrono::duration<double, std::nano>(clock_type::now() - t0).count() / static_cast<double>(ops);
+    best = std::min(best, ns);
+  }
+  return best;
+}
+
+std::size_t rss_bytes() {
+  std::ifstream f("/proc/self/statm");
+  std::size_t size = 0, resident = 0;
+  f >> size >> resident;
+  return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+}
+
+double raw_switch_ns(long rounds) {
+  return best_ns(5, 2 * rounds, [rounds] {
+    grove::greenlet main = grove::greenlet::current();
+    grove::greenlet g([&] {
+      for (long i = 0; i < rounds; ++i) main.switch_to();
+    });
+    for (long i = 0; i < rounds; ++i) g.switch_to();
+    g.switch_to();
+  });
+}
+
+void bench_yield() {
+  constexpr long rounds = 2'000'000;
+  const double raw = raw_switch_ns(rounds);
+  const double yield_ns = best_ns(5, 2 * rounds, [] {
+    auto yielder = [] {
+      for (long i = 0; i < rounds; ++i) grove::yield();
+    };
+    auto a = grove::spawn(yielder);
+    auto b = grove::spawn(yielder);
+    a.join();
+    b.join();
+  });
+  std::printf("yield    raw greenlet switch_to           %7.2f ns\n", raw);
+  std::printf("yield    task yield ping-pong             %7.2f ns per switch   ratio %.2fx raw (target <= 25 ns)\n",
+              yield_ns, yield_ns / raw);
+}
+
+void bench_spawn() {
+  constexpr long count = 1'000'000;
+  const double raw = best_ns(5, count, [] {
+    for (long i = 0; i < count; ++i) {
+      grove::greenlet g([] {});
+      g.switch_to();
+    }
+  });
+  const double spawn_ns = best_ns(5, count, [] {
+    constexpr long batch = 1000;  // like a WaitGroup over a batch of goroutines
+    std::vector<grove::task<void>> tasks;
+    tasks.reserve(batch);
+    for (long done = 0; done < count; done += batch) {
+      for (long i = 0; i < batch; ++i) tasks.push_back(grove::spawn([] {}));
+      grove::joinall(tasks);
+      tasks.clear();
+    }
+  });
+  std::printf("spawn    raw greenlet create+run+finish   %7.1f ns\n", raw);
+  std::printf("spawn    task spawn+run+join              %7.1f ns per task   ratio %.2fx raw (target <= 200 ns)\n",
+              spawn_ns, spawn_ns / raw);
+}
+
+void bench_sleepers() {
+  constexpr std::size_t count = 1'000'000;
+  grove::set_default_stack_mode(grove::stack_mode::dense);
+  std::mt19937 rng(42);
+  std::uniform_int_distribution<int> ms(0, 1000);
+  std::vector<double> late_ms(count);
+  std::vector<grove::task<void>> tasks;
+  tasks.reserve(count);
+  const std::size_t rss_before = rss_bytes();
+  std::size_t rss_peak = rss_before;
+  const auto t0 = clock_type::now();
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto deadline = clock_type::now() + std::chrono::milliseconds(ms(rng));
+    tasks.push_back(grove::spawn([deadline, &late = late_ms[i]] {
+      grove::sleep(deadline - clock_type::now());
+      late = std::chrono::duration<double, std::milli>(clock_type::now() - deadline).count();
+    }));
+  }
+  // Measure memory once they have all started and sleep.
+  auto sampler = grove::spawn([&] {
+    grove::sleep(200ms);
+    rss_peak = rss_bytes();
+  });
+  grove::joinall(tasks);
+  sampler.join();
+  const double total = std::chrono::duration<double>(clock_type::now() - t0).count();
+  std::sort(late_ms.begin(), late_ms.end());
+  const double per_task = static_cast<double>(rss_peak - rss_before) / static_cast<double>(count);
+  std::printf(
+      "sleepers 1,000,000 tasks sleeping 0-1 s: all woke; lateness p50 %.2f ms, p99 %.2f ms, max %.2f ms (target: "
+      "all within 50 ms); %.0f bytes RSS per task (%.2f KiB, target <= 5 KiB); %.2f s in all\n",
+      late_ms[count / 2], late_ms[count * 99 / 100], late_ms.back(), per_task, per_task / 1024, total);
+  tasks.clear();
+  grove::trim_stack_pool();
+  grove::set_default_stack_mode(grove::stack_mode::guarded);
+}
+
+void bench_mutex() {
+  constexpr long rounds = 1'000'000;
+  const double raw = raw_switch_ns(rounds);
+  const double handoff = best_ns(5, 2 * rounds, [] {
+    grove::mutex m;
+    auto worker = [&] {
+      for (long i = 0; i < rounds; ++i) {
+        std::lock_guard<grove::mutex> hold(m);
+        grove::yield();  // the other task queues on the mutex meanwhile: every unlock hands it over
+      }
+    };
+    auto a = grove::spawn(worker);
+    auto b = grove::spawn(worker);
+    a.join();
+    b.join();
+  });
+  std::printf("mutex    contended lock+unlock hand-off   %7.1f ns per lock   (raw switch %.2f ns)\n", handoff, raw);
+}
+
+void bench_queue() {
+  constexpr long rounds = 1'000'000;
+  const double ping = best_ns(5, 2 * rounds, [] {
+    grove::queue<long> there, back;
+    auto pinger = grove::spawn([&] {
+      for (long i = 0; i < rounds; ++i) {
+        there.put(i);
+        back.get();
+      }
+    });
+    auto ponger = grove::spawn([&] {
+      for (long i = 0; i < rounds; ++i) back.put(there.get());
+    });
+    pinger.join();
+    ponger.join();
+  });
+  std::printf("queue    put/get ping-pong between tasks  %7.1f ns per put+get\n", ping);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> which(argv + 1, argv + argc);
+  if (which.empty()) which = {"yield", "spawn", "mutex", "queue", "sleepers"};
+  for (const auto& w : which) {
+    if (w == "yield") {
+      bench_yield();
+    } else if (w == "spawn") {
+      bench_spawn();
+    } else if (w == "sleepers") {
+      bench_sleepers();
+    } else if (w == "mutex") {
+      bench_mutex();
+    } else if (w == "queue") {
+      bench_queue();
+    } else {
+      std::fprintf(stderr, "bench_hub: unknown benchmark \"%s\"; use yield, spawn, sleepers, mutex or queue\n",
+                   w.c_str());
+      return 2;
+    }
+  }
+}
