@@ -7,7 +7,9 @@ source cmake/debian-deps.sh
 grove_install_deps
 
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build/release -j "$(nproc)" --target greenlet_pingpong generator >/dev/null
+examples=(greenlet_pingpong generator sleepers producer_consumer semaphore_workers future wait_with_timeout
+  blocking_in_thread)
+cmake --build build/release -j "$(nproc)" --target "${examples[@]}" >/dev/null
 
 step() {
   echo
@@ -26,5 +28,29 @@ step "2. generators from greenlets (examples/generator.cpp)" \
   "A generator is a greenlet that yields values by switching back to whoever asked. One generator consumes another while producing; an endless one is simply abandoned." \
   build/release/examples/generator
 
+step "3. tasks on the hub (examples/sleepers.cpp)" \
+  "Tasks are greenlets that a hub (a libev loop in its own greenlet) switches for you. Four tasks sleep 1, 2, 3 and 4 seconds: while one sleeps the hub runs the others, so all are done in about 4 seconds." \
+  build/release/examples/sleepers
+
+step "4. a bounded queue between a producer and two consumers (examples/producer_consumer.cpp)" \
+  "put blocks while the queue (maxsize 2) is full: backpressure between tasks, with no thread and no lock." \
+  build/release/examples/producer_consumer
+
+step "5. a semaphore lets three workers in at a time (examples/semaphore_workers.cpp)" \
+  "Ten workers share three slots; std::lock_guard works on grove's semaphore and mutex." \
+  build/release/examples/semaphore_workers
+
+step "6. a future: async_result set by another task (examples/future.cpp)" \
+  "One task computes, another waits for the result (or the exception) with a time limit or without." \
+  build/release/examples/future
+
+step "7. waiting on tasks with a time limit (examples/wait_with_timeout.cpp)" \
+  "wait_any returns the first to finish; joinall with a limit tells which are done and which still pending; the slow ones are killed." \
+  build/release/examples/wait_with_timeout
+
+step "8. a blocking call on the hub's thread pool (examples/blocking_in_thread.cpp)" \
+  "run_in_thread hands a blocking call to a real thread; the task waits, and the hub keeps ticking." \
+  build/release/examples/blocking_in_thread
+
 echo
-echo "──── That is the tour so far. The hub, tasks and cooperative I/O come next."
+echo "──── That is the tour so far. Cooperative sockets and the LD_PRELOAD hooks come next."
