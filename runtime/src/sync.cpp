@@ -38,7 +38,7 @@ bool event::wait(std::chrono::nanoseconds limit) { return wait_until(detail::dea
 // semaphore
 
 bool semaphore::acquire_until(deadline d) {
-  if (count_ > 0 && waiters_.empty()) {
+  if (count_ > 0 && !waiters_.has_waiting()) {
     --count_;
     return true;
   }
@@ -51,13 +51,13 @@ void semaphore::acquire() { acquire_until(detail::forever); }
 bool semaphore::acquire(std::chrono::nanoseconds limit) { return acquire_until(detail::deadline_after(limit)); }
 
 bool semaphore::try_acquire() noexcept {
-  if (count_ == 0 || !waiters_.empty()) return false;
+  if (count_ == 0 || waiters_.has_waiting()) return false;
   --count_;
   return true;
 }
 
 void semaphore::release_permit() {
-  if (detail::waiter* w = waiters_.pop_front()) {
+  if (detail::waiter* w = waiters_.pop_waiting()) {
     detail::wake(*w, true);
   } else {
     ++count_;
@@ -84,7 +84,7 @@ bool mutex::lock_until(deadline d) {
   if (owner_ == self) {
     throw error("grove::mutex::lock: the current task already holds this mutex (use grove::recursive_mutex)");
   }
-  if (owner_ == nullptr && waiters_.empty()) {
+  if (owner_ == nullptr && !waiters_.has_waiting()) {
     owner_ = self;
     return true;
   }
@@ -95,7 +95,7 @@ bool mutex::lock_until(deadline d) {
 void mutex::lock() { lock_until(detail::forever); }
 
 bool mutex::try_lock() noexcept {
-  if (owner_ != nullptr || !waiters_.empty()) return false;
+  if (owner_ != nullptr || waiters_.has_waiting()) return false;
   owner_ = detail::current_greenlet();
   return true;
 }
@@ -104,7 +104,7 @@ void mutex::unlock() {
   if (!owned_by_current()) {
     throw error("grove::mutex::unlock: the current task does not hold this mutex");
   }
-  if (detail::waiter* w = waiters_.pop_front()) {
+  if (detail::waiter* w = waiters_.pop_waiting()) {
     owner_ = w->g;
     detail::wake(*w, true);
   } else {
@@ -180,7 +180,7 @@ void recursive_mutex::lock_uninterruptible() {
 // condition_variable
 
 void condition_variable::notify_one() {
-  if (detail::waiter* w = waiters_.pop_front()) detail::wake(*w);
+  if (detail::waiter* w = waiters_.pop_waiting()) detail::wake(*w);
 }
 
 void condition_variable::notify_all() {

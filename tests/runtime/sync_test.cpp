@@ -358,3 +358,80 @@ TEST_CASE_FIXTURE(leak_check, "condition_variable: waiting without holding the l
   std::unique_lock<grove::mutex> lock(m, std::defer_lock);
   CHECK_THROWS_AS(cv.wait(lock), grove::error);
 }
+
+// --- waiters that gave up but have not run yet must not be handed anything
+
+namespace {
+// spin keeps the hub from running for d, so that timers due meanwhile all fire
+// in the same poll, in deadline order.
+void spin(std::chrono::milliseconds d) {
+  const auto until = std::chrono::steady_clock::now() + d;
+  while (std::chrono::steady_clock::now() < until) {
+  }
+}
+}  // namespace
+
+TEST_CASE_FIXTURE(leak_check,
+                  "semaphore: a permit released while the first waiter has just timed out goes to the "
+                  "count, not to that waiter") {
+  grove::semaphore sem(0);
+  auto gives_up = grove::spawn([&] { return sem.acquire(50ms); });
+  auto releaser = grove::spawn([&] {
+    grove::sleep(10ms);
+    sem.release();
+  });
+  grove::yield();
+  spin(100ms);  // the release (10 ms) and the give-up (50 ms) are handled in one poll
+  const bool got = gives_up.get();
+  releaser.join();
+  CHECK(sem.count() + (got ? 1 : 0) == 1);  // the permit is somewhere: never lost
+}
+
+TEST_CASE_FIXTURE(leak_check,
+                  "mutex: unlocked while the first waiter has just timed out, it is free, not owned by "
+                  "that waiter") {
+  grove::mutex m;
+  auto holder = grove::spawn([&] {
+    m.lock();
+    grove::sleep(10ms);
+    m.unlock();
+  });
+  auto gives_up = grove::spawn([&] {
+    const bool got = m.try_lock_for(50ms);
+    if (got) m.unlock();
+    return got;
+  });
+  grove::yield();
+  spin(100ms);
+  gives_up.get();
+  holder.join();
+  CHECK_FALSE(m.locked());
+  CHECK(m.try_lock());
+  m.unlock();
+}
+
+TEST_CASE_FIXTURE(leak_check, "condition_variable: notify_one skips a waiter that has just timed out") {
+  grove::mutex m;
+  grove::condition_variable cv;
+  bool ready = false;
+  auto gives_up = grove::spawn([&] {
+    std::unique_lock<grove::mutex> lock(m);
+    return cv.wait_for(lock, 50ms) == std::cv_status::no_timeout;
+  });
+  auto patient = grove::spawn([&] {
+    std::unique_lock<grove::mutex> lock(m);
+    cv.wait(lock, [&] { return ready; });
+    return true;
+  });
+  auto notifier = grove::spawn([&] {
+    grove::sleep(10ms);
+    std::lock_guard<grove::mutex> hold(m);
+    ready = true;
+    cv.notify_one();
+  });
+  grove::yield();
+  spin(100ms);
+  gives_up.get();
+  CHECK(patient.get(1s).value_or(false));  // the one notification reached a waiter that was still waiting
+  notifier.join();
+}

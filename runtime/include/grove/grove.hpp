@@ -2,6 +2,7 @@
 #pragma once
 
 #include <grove/async_result.hpp>
+#include <grove/channel.hpp>
 #include <grove/condition_variable.hpp>
 #include <grove/error.hpp>
 #include <grove/event.hpp>
@@ -9,6 +10,7 @@
 #include <grove/hub.hpp>
 #include <grove/local.hpp>
 #include <grove/mutex.hpp>
+#include <grove/queue.hpp>
 #include <grove/semaphore.hpp>
 #include <grove/sleep.hpp>
 #include <grove/stack.hpp>

@@ -102,6 +102,23 @@ class wait_list {
     return w;
   }
 
+  // pop_waiting unlinks and returns the first waiter that is still waiting.
+  // Waiters ahead of it have timed out or been interrupted and not yet run:
+  // they are dropped (they would leave anyway), and must never be handed
+  // anything, since wake() on them does nothing and the hand-off would be lost.
+  // Every waker that hands something over pops with this.
+  waiter* pop_waiting() noexcept {
+    while (waiter* w = pop_front()) {
+      if (w->state == waiter::status::waiting) return w;
+    }
+    return nullptr;
+  }
+  // has_waiting: some waiter is still waiting (stale ones at the front are dropped).
+  bool has_waiting() noexcept {
+    while (head_ != nullptr && head_->state != waiter::status::waiting) pop_front();
+    return head_ != nullptr;
+  }
+
  private:
   waiter* head_ = nullptr;
   waiter* tail_ = nullptr;
