@@ -112,8 +112,13 @@ void task_base::run_guarded(void (*body)(task_base&)) {
 void task_base::finish() noexcept {
   finished = true;
   state_of(*hub).unregister_task(this);
-  if (!joiners.empty() || !links.empty()) observed = true;
-  while (waiter* w = joiners.pop_front()) wake(*w);
+  if (!links.empty()) observed = true;
+  while (waiter* w = joiners.pop_front()) {
+    // A task blocked in join/get will look at the outcome; a callback waiter
+    // (wait_any's proxies, a group's membership) does not by itself.
+    if (w->notify == nullptr && w->state == waiter::status::waiting) observed = true;
+    wake(*w);
+  }
   if (!links.empty()) {
     try {
       spawn([links = std::move(links)]() mutable { run_links(links); });

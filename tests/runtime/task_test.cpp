@@ -289,3 +289,21 @@ TEST_CASE_FIXTURE(leak_check, "ten thousand tasks spawned and joined leave nothi
   for (auto& t : tasks) sum += t.get();
   CHECK(sum == 10000L * 9999 / 2);
 }
+
+TEST_CASE_FIXTURE(leak_check, "wait_any does not count as looking at the tasks it did not return") {
+  grove_test::stderr_capture err;
+  {
+    std::vector<grove::task<void>> tasks;
+    tasks.push_back(grove::spawn([] { grove::sleep(10ms); }));
+    tasks.push_back(grove::spawn([] {
+      grove::sleep(10ms);
+      throw std::runtime_error("second failure");
+    }));
+    tasks[1].set_name("second");
+    CHECK(grove::wait_any(tasks) == std::optional<std::size_t>(0));
+    grove::sleep(20ms);
+  }
+  grove::sleep(1ms);
+  CHECK(err.text().find("task \"second\" died of an exception nobody waited for: second failure") !=
+        std::string::npos);
+}

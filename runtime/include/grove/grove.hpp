@@ -9,7 +9,9 @@
 #include <grove/greenlet.hpp>
 #include <grove/hub.hpp>
 #include <grove/local.hpp>
+#include <grove/imap_stream.hpp>
 #include <grove/mutex.hpp>
+#include <grove/pool.hpp>
 #include <grove/queue.hpp>
 #include <grove/semaphore.hpp>
 #include <grove/sleep.hpp>
