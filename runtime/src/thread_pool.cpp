@@ -64,7 +64,9 @@ void worker(std::shared_ptr<pool_state> pool) {
     lock.lock();
     if (pool->hub != nullptr) {
       hub_state* h = pool->hub;
-      h->post([h, job] {
+      // The job (and any exception it holds) must die on the hub's thread,
+      // where its result was used: hand our reference over with the callback.
+      h->post([h, job = std::move(job)] {
         job->done = true;
         --h->jobs_in_flight;
         if (job->w != nullptr) wake(*job->w);
