@@ -129,4 +129,6 @@ void hub_state::note_switch(greenlet_core* g) noexcept {
   switches.fetch_add(1, std::memory_order_release);
 }
 
+void note_switch(hub_core& h, greenlet_core* g) noexcept { state_of(h).note_switch(g); }
+
 }  // namespace grove::detail

@@ -136,6 +136,7 @@ void hub_state::run() {
     } else {
       idle();
     }
+    direct_budget = batch;  // I/O has just been polled
   }
 }
 
@@ -161,9 +162,12 @@ void hub_state::run_ready() {
     if (t.transfer_error) [[unlikely]]
       rethrow_transfer(t);
     t.transfer.reset();
-    if (g->task != nullptr && g->state.load(std::memory_order_relaxed) == run_state::dead) {
-      g->task = nullptr;  // the task's greenlet is done: drop the hub's reference
-      release(g);
+    // Whoever came back (not necessarily g: tasks yield to each other
+    // directly) may be a task that just finished: drop the hub's reference.
+    greenlet_core* back = t.origin;
+    if (back->task != nullptr && back->state.load(std::memory_order_relaxed) == run_state::dead) {
+      back->task = nullptr;
+      release(back);
     }
   }
   if (monitoring) note_switch(greenlet);

@@ -57,8 +57,7 @@ struct hub_state : hub_core {
   std::size_t timer_count = 0;
   std::uint64_t next_task_id = 1;
 
-  // GROVE_MONITOR_MS: a watchdog thread watches `switches`.
-  bool monitoring = false;
+  // GROVE_MONITOR_MS: a watchdog thread watches `switches` (hub_core::monitoring).
   std::atomic<std::uint64_t> switches{0};
   std::atomic<greenlet_core*> running{nullptr};
   std::thread monitor;

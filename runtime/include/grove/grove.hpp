@@ -8,8 +8,8 @@
 #include <grove/event.hpp>
 #include <grove/greenlet.hpp>
 #include <grove/hub.hpp>
-#include <grove/local.hpp>
 #include <grove/imap_stream.hpp>
+#include <grove/local.hpp>
 #include <grove/mutex.hpp>
 #include <grove/pool.hpp>
 #include <grove/queue.hpp>

@@ -35,8 +35,22 @@ void sleep(std::chrono::nanoseconds d);
     detail::yield_slow();
     return;
   }
+  // Hand over straight to the next ready task when it can be entered by a plain
+  // jump: one switch instead of two (through the hub). The budget makes the
+  // hub run, and poll I/O, after a bounded batch of such hand-overs.
+  detail::greenlet_core* next = h->greenlet;
+  if (h->direct_budget > 0 && !h->ready.empty()) {
+    detail::greenlet_core* candidate = h->ready.front();
+    if (candidate != nullptr && detail::fast_switch_possible(&ts, candidate)) {
+      h->ready.pop();
+      --h->direct_budget;
+      next = candidate;
+      if (h->monitoring) [[unlikely]]
+        detail::note_switch(*h, next);
+    }
+  }
   h->ready.push(self);
-  detail::jump(ts, h->greenlet);
+  detail::jump(ts, next);
   if (ts.transfer_error) [[unlikely]]
     detail::rethrow_transfer(ts);
   detail::check_interrupts(self);

@@ -150,6 +150,7 @@ class ready_ring {
     buf_[tail_++ & (buf_.size() - 1)] = g;
   }
   greenlet_core* pop() noexcept { return buf_[head_++ & (buf_.size() - 1)]; }
+  greenlet_core* front() const noexcept { return buf_[head_ & (buf_.size() - 1)]; }
   // remove drops every entry for g (a greenlet discarded before it ran).
   void remove(greenlet_core* g) noexcept {
     for (std::size_t i = head_; i != tail_; ++i) {
@@ -177,10 +178,17 @@ struct hub_core {
   greenlet_core* greenlet = nullptr;  // the hub's own greenlet
   thread_core* ts = nullptr;
   std::size_t parked = 0;  // greenlets parked on this hub right now
-  bool closing = false;    // the thread is exiting: blocking calls only kill
+  // yield may switch straight to the next ready task this many more times
+  // before it must go through the hub, which polls I/O and refills it.
+  std::size_t direct_budget = 0;
+  bool closing = false;     // the thread is exiting: blocking calls only kill
+  bool monitoring = false;  // GROVE_MONITOR_MS: switches are reported to the watchdog
 };
 
 extern constinit thread_local hub_core* tls_hub __attribute__((tls_model("initial-exec")));
+
+// note_switch tells the blocking monitor that g runs now (only when monitoring).
+void note_switch(hub_core& h, greenlet_core* g) noexcept;
 
 // current_hub returns this thread's hub, creating it (and starting nothing) on first use.
 hub_core& make_hub();
