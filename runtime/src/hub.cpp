@@ -128,9 +128,10 @@ hub_state::~hub_state() {
 // run is the hub's loop: run what is ready, then poll, forever.
 void hub_state::run() {
   for (;;) {
-    run_ready();
-    if (!ready.empty()) {
-      ev_run(loop, EVRUN_NOWAIT);  // a busy ready ring must not starve I/O
+    run_ready(woken, woken.size());  // what the last poll woke goes first, as gevent's callbacks do
+    run_ready(ready, batch);
+    if (!ready.empty() || !woken.empty()) {
+      ev_run(loop, EVRUN_NOWAIT);  // a busy ready ring must not starve timers and I/O
       stale_clock = false;
       run_posts();
     } else {
@@ -140,12 +141,12 @@ void hub_state::run() {
   }
 }
 
-// run_ready switches to up to `batch` ready greenlets, in FIFO order. Each
+// run_ready switches to up to `most` greenlets of ring, in FIFO order. Each
 // runs until it blocks or finishes, and control comes back here.
-void hub_state::run_ready() {
+void hub_state::run_ready(ready_ring& ring, std::size_t most) {
   thread_core& t = *ts;
-  for (std::size_t n = 0; n < batch && !ready.empty(); ++n) {
-    greenlet_core* g = ready.pop();
+  for (std::size_t n = 0; n < most && !ring.empty(); ++n) {
+    greenlet_core* g = ring.pop();
     if (g == nullptr) continue;
     const run_state st = g->state.load(std::memory_order_relaxed);
     if (st == run_state::dead) continue;
@@ -173,29 +174,42 @@ void hub_state::run_ready() {
   if (monitoring) note_switch(greenlet);
 }
 
+template <class F>
+void hub_state::for_each_parked(F&& f) {
+  for (waiter* w = parked_head; w != nullptr; w = w->park_next) f(*w);
+  for (task_base* t = tasks; t != nullptr; t = t->reg_next) {
+    if (t->started && t->g != nullptr && t->g->parked != nullptr) f(*t->g->parked);
+  }
+}
+
 // idle waits for timers, I/O or posts; with nothing that could ever wake the
 // parked greenlets, gives them loop_exit.
 void hub_state::idle() {
   const bool outside =
       jobs_in_flight > 0 || holds.load(std::memory_order_acquire) > 0 || has_posts.load(std::memory_order_acquire);
+  // Idle time is when pooled stacks beyond the pool's limit give their memory
+  // back, a slice at a time; while some are left, poll without sleeping.
+  stack_pool& stacks = static_cast<thread_state*>(ts)->pool;
+  const bool trimming = stacks.has_excess() && stacks.trim_excess(256);
   if (outside) ev_ref(loop);  // wait for the async watcher too
-  const int active = ev_run(loop, EVRUN_ONCE);
+  const int active = ev_run(loop, trimming ? EVRUN_NOWAIT : EVRUN_ONCE);
   if (outside) ev_unref(loop);
   stale_clock = false;
   run_posts();
-  if (!ready.empty() || active != 0 || outside) return;
-  if (parked_head == nullptr) {
+  if (!ready.empty() || !woken.empty() || active != 0 || outside || trimming) return;
+  if (parked == 0) {
     report("the hub was entered with nothing parked and nothing ready: nothing can resume (internal error)");
     std::abort();
   }
-  for (waiter* w = parked_head; w != nullptr; w = w->park_next) {
-    if (w->state != waiter::status::waiting) continue;
+  for_each_parked([](waiter& w_) {
+    waiter* w = &w_;
+    if (w->state != waiter::status::waiting) return;
     interrupt(w->g, std::make_exception_ptr(loop_exit(
                         "grove::loop_exit: " + describe_greenlet(w->g) + " is blocked on " +
                         (w->what[0] ? w->what : "a wait") +
                         " and nothing can ever wake it: no task is ready, no timer or I/O watcher is active, no "
                         "run_in_thread job is running and no hub::keepalive is held")));
-  }
+  });
 }
 
 void hub_state::post(std::function<void()> callback) {
@@ -224,15 +238,21 @@ void hub_state::run_posts() {
   }
 }
 
+// Parked tasks are found through the task registry; only other greenlets (a
+// thread's main one, raw greenlets) are kept on the parked list. Linking every
+// task there would touch its neighbours' stacks on each park and wake.
 void hub_state::link_parked(waiter& w) noexcept {
+  ++parked;
+  if (w.g->task != nullptr) return;
   w.park_prev = nullptr;
   w.park_next = parked_head;
   if (parked_head != nullptr) parked_head->park_prev = &w;
   parked_head = &w;
-  ++parked;
 }
 
 void hub_state::unlink_parked(waiter& w) noexcept {
+  --parked;
+  if (w.g->task != nullptr) return;
   if (w.park_prev != nullptr) {
     w.park_prev->park_next = w.park_next;
   } else {
@@ -240,7 +260,6 @@ void hub_state::unlink_parked(waiter& w) noexcept {
   }
   if (w.park_next != nullptr) w.park_next->park_prev = w.park_prev;
   w.park_prev = w.park_next = nullptr;
-  --parked;
 }
 
 hub_state& state_of(hub_core& h) noexcept { return static_cast<hub_state&>(h); }
@@ -263,7 +282,7 @@ void on_park_deadline(timer& t) {
   auto* w = static_cast<waiter*>(t.arg);
   if (w->state != waiter::status::waiting) return;
   w->state = waiter::status::timed_out;
-  schedule(*tls_hub, w->g);
+  tls_hub->woken.push(w->g);
 }
 
 // keep_alive holds a reference to a greenlet that is not a task or a main
@@ -416,7 +435,7 @@ void on_timeout_fired(timer& t) {
   if (g->pending_timeout == nullptr || g->pending_timeout->depth > s->depth) g->pending_timeout = s;
   if (waiter* w = g->parked; w != nullptr && w->state == waiter::status::waiting) {
     w->state = waiter::status::interrupted;
-    schedule(*tls_hub, g);
+    tls_hub->woken.push(g);
   }
 }
 
@@ -439,7 +458,7 @@ hub& hub::current() { return state_of(current_hub()).public_hub; }
 void hub::post(std::function<void()> callback) { state_.post(std::move(callback)); }
 
 hub::counts hub::stats() const {
-  return counts{state_.task_count, state_.parked, state_.ready.size(), state_.timer_count};
+  return counts{state_.task_count, state_.parked, state_.ready.size() + state_.woken.size(), state_.timer_count};
 }
 
 hub::keepalive::keepalive(hub& h) : hub_(h) { h.state_.holds.fetch_add(1, std::memory_order_acq_rel); }

@@ -28,12 +28,15 @@ struct hub_state : hub_core {
   hub_state& operator=(const hub_state&) = delete;
 
   void run();
-  void run_ready();
+  void run_ready(ready_ring& ring, std::size_t most);
   void idle();
   void post(std::function<void()> callback);
   void run_posts();
   void link_parked(waiter& w) noexcept;
   void unlink_parked(waiter& w) noexcept;
+  // for_each_parked calls f on every parked waiter: tasks' and others'.
+  template <class F>
+  void for_each_parked(F&& f);
   void register_task(task_base* t) noexcept;
   void unregister_task(task_base* t) noexcept;
   void start_diagnostics();
@@ -51,8 +54,8 @@ struct hub_state : hub_core {
   std::shared_ptr<pool_state> pool;  // run_in_thread's threads, started lazily
   bool stale_clock = false;          // tasks ran since libev last read the clock
   std::size_t batch = 256;           // ready greenlets run between two polls
-  waiter* parked_head = nullptr;
-  task_base* tasks = nullptr;  // unfinished tasks, newest first
+  waiter* parked_head = nullptr;     // parked greenlets that are not tasks (see link_parked)
+  task_base* tasks = nullptr;        // unfinished tasks, newest first
   std::size_t task_count = 0;
   std::size_t timer_count = 0;
   std::uint64_t next_task_id = 1;

@@ -106,6 +106,7 @@ stack_region stack_pool::acquire(std::size_t size, stack_mode mode) {
     s = b.hot.back();
     b.hot.pop_back();
     bump(pooled_, -1);
+    if (b.hot.size() >= hot_limit && excess_ > 0) --excess_;
   } else if (!b.cold.empty()) {
     s = b.cold.back();
     b.cold.pop_back();
@@ -165,31 +166,41 @@ void stack_pool::release(const stack_region& s) noexcept {
 #endif
   bump(in_use_, -1);
   bucket& b = bucket_for(s.size, s.mode);
-  if (b.hot.size() < hot_limit) {
-    b.hot.push_back(s);
-    bump(pooled_, 1);
-  } else if (s.mode == stack_mode::guarded) {
+  if (b.hot.size() >= hot_limit) ++excess_;
+  b.hot.push_back(s);
+  bump(pooled_, 1);
+}
+
+void stack_pool::let_go(bucket& b, const stack_region& s) noexcept {
+  if (b.mode == stack_mode::guarded) {
     unmap(s);
+    bump(pooled_, -1);
   } else {
     ::madvise(s.base, s.size, MADV_DONTNEED);
     b.cold.push_back(s);
-    bump(pooled_, 1);
   }
+}
+
+bool stack_pool::trim_excess(std::size_t most) noexcept {
+  for (auto& b : buckets_) {
+    while (most > 0 && b.hot.size() > hot_limit) {
+      // The oldest released stacks are the coldest in the caches: let those go.
+      const stack_region s = b.hot.front();
+      b.hot.pop_front();
+      let_go(b, s);
+      --excess_;
+      --most;
+    }
+  }
+  return excess_ > 0;
 }
 
 void stack_pool::trim() noexcept {
   for (auto& b : buckets_) {
-    for (auto& s : b.hot) {
-      if (b.mode == stack_mode::guarded) {
-        unmap(s);
-        bump(pooled_, -1);
-      } else {
-        ::madvise(s.base, s.size, MADV_DONTNEED);
-        b.cold.push_back(s);
-      }
-    }
+    for (auto& s : b.hot) let_go(b, s);
     b.hot.clear();
   }
+  excess_ = 0;
 }
 
 void stack_pool::unmap(const stack_region& s) noexcept {

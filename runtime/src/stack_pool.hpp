@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <deque>
 #include <vector>
 
 #include <grove/stack.hpp>
@@ -58,6 +59,11 @@ class stack_pool {
 
   // trim returns every pooled stack's memory to the system.
   void trim() noexcept;
+  // trim_excess returns the memory of at most `most` pooled stacks beyond
+  // hot_limit per size; false once there is no excess left.
+  bool trim_excess(std::size_t most) noexcept;
+  // has_excess: trim_excess has work to do.
+  bool has_excess() const noexcept { return excess_ > 0; }
 
   std::size_t in_use() const noexcept { return in_use_.load(std::memory_order_relaxed); }
   std::size_t pooled() const noexcept { return pooled_.load(std::memory_order_relaxed); }
@@ -66,7 +72,7 @@ class stack_pool {
   struct bucket {
     std::size_t size;
     stack_mode mode;
-    std::vector<stack_region> hot;   // released, pages still committed
+    std::deque<stack_region> hot;    // released, pages still committed; newest at the back
     std::vector<stack_region> cold;  // dense only: never used, or pages returned
   };
   struct slab {
@@ -78,6 +84,8 @@ class stack_pool {
   stack_region map_guarded(std::size_t size);
   void map_dense_slab(bucket& b);
   static void unmap(const stack_region& s) noexcept;
+  // let_go returns the memory of a hot stack taken out of b.
+  void let_go(bucket& b, const stack_region& s) noexcept;
 
   // Counted per pool, written only by the owning thread (a plain load and
   // store, no locked instruction on the hot path), read by stack_statistics
@@ -90,6 +98,7 @@ class stack_pool {
   std::vector<slab> slabs_;
   std::atomic<std::size_t> in_use_{0};
   std::atomic<std::size_t> pooled_{0};
+  std::size_t excess_ = 0;  // hot stacks beyond hot_limit, over all buckets
 };
 
 }  // namespace grove::detail

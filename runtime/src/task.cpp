@@ -46,7 +46,7 @@ bool is_greenlet_exit(const std::exception_ptr& e) {
 
 void start_now(timer& t) {
   auto* task = static_cast<task_base*>(t.arg);
-  schedule(*task->hub, task->g);
+  task->hub->woken.push(task->g);
 }
 
 void run_links(std::vector<std::function<void()>>& links) {
@@ -148,6 +148,7 @@ bool task_base::kill_until(std::exception_ptr e, deadline d) {
       start_later.stop();
     } else {
       hub->ready.remove(g);
+      hub->woken.remove(g);
     }
     if (is_greenlet_exit(e)) {
       killed = true;

@@ -174,7 +174,8 @@ class ready_ring {
 
 // hub_core is the part of a thread's hub the inline paths use.
 struct hub_core {
-  ready_ring ready;
+  ready_ring ready;                   // spawned, yielding, and woken by other tasks: FIFO
+  ready_ring woken;                   // woken by the hub's own loop (timers, I/O): run right after each poll
   greenlet_core* greenlet = nullptr;  // the hub's own greenlet
   thread_core* ts = nullptr;
   std::size_t parked = 0;  // greenlets parked on this hub right now
