@@ -23,31 +23,17 @@
 #include <vector>
 
 #include <grove/grove.hpp>
+
 #include <grove/queue.hpp>
+#include "common.hpp"
 
 using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-double best_ns(int repeats, long ops, const std::function<void()>& fn) {
-  double best = 1e300;
-  for (int r = 0; r < repeats; ++r) {
-    const auto t0 = clock_type::now();
-    fn();
-    const double ns =
-        std::chrono::duration<double, std::nano>(clock_type::now() - t0).count() / static_cast<double>(ops);
-    best = std::min(best, ns);
-  }
-  return best;
-}
-
-std::size_t rss_bytes() {
-  std::ifstream f("/proc/self/statm");
-  std::size_t size = 0, resident = 0;
-  f >> size >> resident;
-  return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-}
+using grove_bench::best_ns;
+using grove_bench::rss_bytes;
 
 double raw_switch_ns(long rounds) {
   return best_ns(5, 2 * rounds, [rounds] {

@@ -25,30 +25,15 @@
 #include <grove/greenlet.hpp>
 #include <grove/stack.hpp>
 
+#include "common.hpp"
+
 namespace ctx = boost::context;
 using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-// best_ns runs fn (which performs `ops` operations) `repeats` times; best ns per op.
-double best_ns(int repeats, long ops, const std::function<void()>& fn) {
-  double best = 1e300;
-  for (int r = 0; r < repeats; ++r) {
-    const auto t0 = clock_type::now();
-    fn();
-    const auto t1 = clock_type::now();
-    const double ns = std::chrono::duration<double, std::nano>(t1 - t0).count() / static_cast<double>(ops);
-    if (ns < best) best = ns;
-  }
-  return best;
-}
-
-std::size_t rss_bytes() {
-  std::ifstream f("/proc/self/statm");
-  std::size_t size = 0, resident = 0;
-  f >> size >> resident;
-  return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-}
+using grove_bench::best_ns;
+using grove_bench::rss_bytes;
 
 void bench_switch() {
   constexpr long rounds = 5'000'000;  // round trips: 2 one-way switches each

@@ -6,8 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -83,6 +84,20 @@ class stderr_capture {
   std::FILE* file_;
   int saved_;
 };
+
+// guard counts its destruction, to prove a stack was unwound (its RAII ran).
+struct guard {
+  explicit guard(int* destroyed) : destroyed_(destroyed) {}
+  guard(const guard&) = delete;
+  guard& operator=(const guard&) = delete;
+  ~guard() { ++*destroyed_; }
+  int* destroyed_;
+};
+
+// seconds_since is the time since t0, in seconds.
+inline double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
 
 // run_result is what a child process did.
 struct run_result {

@@ -11,6 +11,7 @@
 
 #include "greenlet_impl.hpp"
 #include "hub_state.hpp"
+#include "report.hpp"
 
 namespace grove::detail {
 
@@ -36,39 +37,12 @@ struct access {
 
 namespace {
 
-void report(const std::string& message) noexcept {
-  std::fprintf(stderr, "grove: %s\n", message.c_str());
-  std::fflush(stderr);
-}
-
 std::string describe(const greenlet_impl* g) {
   if (g->is_main) return "the main greenlet";
   if (!g->name.empty()) return "greenlet \"" + g->name + "\"";
   char buf[48];
   std::snprintf(buf, sizeof buf, "greenlet %p", static_cast<const void*>(g));
   return buf;
-}
-
-std::string describe_exception(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& x) {
-    return x.what();
-  } catch (const greenlet_exit& x) {
-    return x.what();
-  } catch (...) {
-    return "an exception of unknown type";
-  }
-}
-
-bool is_greenlet_exit(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const greenlet_exit&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
 }
 
 [[noreturn]] void wrong_thread(const char* what) {

@@ -12,6 +12,7 @@
 #include <grove/timeout.hpp>
 
 #include "greenlet_impl.hpp"
+#include "report.hpp"
 #include "settings.hpp"
 
 namespace grove::detail {
@@ -39,23 +40,6 @@ void on_ev_timer(struct ev_loop*, ev_timer* w, int) {
 }
 
 void on_async(struct ev_loop*, ev_async*, int) {}  // posts are drained after every poll
-
-void report(const std::string& message) noexcept {
-  std::fprintf(stderr, "grove: %s\n", message.c_str());
-  std::fflush(stderr);
-}
-
-std::string describe(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& x) {
-    return x.what();
-  } catch (const greenlet_exit& x) {
-    return x.what();
-  } catch (...) {
-    return "an exception of unknown type";
-  }
-}
 
 // The hub's greenlet runs this for as long as its thread lives.
 struct hub_body final : run_body {
@@ -233,7 +217,7 @@ void hub_state::run_posts() {
     try {
       cb();
     } catch (...) {
-      report("a callback posted to the hub threw: " + describe(std::current_exception()));
+      report("a callback posted to the hub threw: " + describe_exception(std::current_exception()));
     }
   }
 }

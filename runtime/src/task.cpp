@@ -13,36 +13,10 @@
 
 #include "greenlet_impl.hpp"
 #include "hub_state.hpp"
+#include "report.hpp"
 
 namespace grove::detail {
 namespace {
-
-void report(const std::string& message) noexcept {
-  std::fprintf(stderr, "grove: %s\n", message.c_str());
-  std::fflush(stderr);
-}
-
-std::string describe(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& x) {
-    return x.what();
-  } catch (const greenlet_exit& x) {
-    return x.what();
-  } catch (...) {
-    return "an exception of unknown type";
-  }
-}
-
-bool is_greenlet_exit(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const greenlet_exit&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
-}
 
 void start_now(timer& t) {
   auto* task = static_cast<task_base*>(t.arg);
@@ -56,7 +30,7 @@ void run_links(std::vector<std::function<void()>>& links) {
     } catch (const greenlet_exit&) {
       throw;
     } catch (...) {
-      report("a task's link callback threw: " + describe(std::current_exception()));
+      report("a task's link callback threw: " + describe_exception(std::current_exception()));
     }
   }
 }
@@ -81,7 +55,7 @@ void task_base::release() noexcept {
 }
 
 void task_base::report_unobserved() noexcept {
-  report("task \"" + label() + "\" died of an exception nobody waited for: " + describe(error));
+  report("task \"" + label() + "\" died of an exception nobody waited for: " + describe_exception(error));
 }
 
 void task_base::launch(greenlet_core* greenlet, std::optional<deadline> at) {
@@ -123,7 +97,8 @@ void task_base::finish() noexcept {
     try {
       spawn([links = std::move(links)]() mutable { run_links(links); });
     } catch (...) {
-      report("cannot start the link callbacks of task \"" + label() + "\": " + describe(std::current_exception()));
+      report("cannot start the link callbacks of task \"" + label() +
+             "\": " + describe_exception(std::current_exception()));
     }
   }
 }

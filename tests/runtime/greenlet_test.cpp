@@ -12,20 +12,12 @@
 #include "../support.hpp"
 
 using grove::greenlet;
+using grove_test::guard;
 using grove_test::leak_check;
 
 namespace {
 
 greenlet parent_of_current() { return *greenlet::current().parent(); }
-
-// guard records its destruction, to prove a stack was unwound.
-struct guard {
-  explicit guard(int* destroyed) : destroyed_(destroyed) {}
-  guard(const guard&) = delete;
-  guard& operator=(const guard&) = delete;
-  ~guard() { ++*destroyed_; }
-  int* destroyed_;
-};
 
 }  // namespace
 

@@ -16,6 +16,7 @@
 #include "../support.hpp"
 
 using namespace std::chrono_literals;
+using grove_test::guard;
 using grove_test::leak_check;
 
 namespace {
@@ -25,15 +26,6 @@ using steady = std::chrono::steady_clock;
 std::chrono::milliseconds since(steady::time_point t0) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0);
 }
-
-// guard records its destruction, to prove a task's stack was unwound.
-struct guard {
-  explicit guard(int* destroyed) : destroyed_(destroyed) {}
-  guard(const guard&) = delete;
-  guard& operator=(const guard&) = delete;
-  ~guard() { ++*destroyed_; }
-  int* destroyed_;
-};
 
 // concurrency counts the tasks inside a section and remembers the most at once.
 struct concurrency {

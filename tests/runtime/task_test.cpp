@@ -14,23 +14,9 @@
 #include "../support.hpp"
 
 using namespace std::chrono_literals;
+using grove_test::guard;
 using grove_test::leak_check;
-
-namespace {
-
-struct guard {
-  explicit guard(int* destroyed) : destroyed_(destroyed) {}
-  guard(const guard&) = delete;
-  guard& operator=(const guard&) = delete;
-  ~guard() { ++*destroyed_; }
-  int* destroyed_;
-};
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-}  // namespace
+using grove_test::seconds_since;
 
 TEST_CASE_FIXTURE(leak_check, "spawn only schedules: tasks start in spawn order once the spawner blocks") {
   std::vector<int> order;
@@ -304,6 +290,5 @@ TEST_CASE_FIXTURE(leak_check, "wait_any does not count as looking at the tasks i
     grove::sleep(20ms);
   }
   grove::sleep(1ms);
-  CHECK(err.text().find("task \"second\" died of an exception nobody waited for: second failure") !=
-        std::string::npos);
+  CHECK(err.text().find("task \"second\" died of an exception nobody waited for: second failure") != std::string::npos);
 }

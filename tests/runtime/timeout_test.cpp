@@ -12,12 +12,7 @@
 
 using namespace std::chrono_literals;
 using grove_test::leak_check;
-
-namespace {
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-}  // namespace
+using grove_test::seconds_since;
 
 TEST_CASE_FIXTURE(leak_check, "sleep blocks the task for at least its duration while others run") {
   int ticks = 0;
