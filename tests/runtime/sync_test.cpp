@@ -435,3 +435,19 @@ TEST_CASE_FIXTURE(leak_check, "condition_variable: notify_one skips a waiter tha
   CHECK(patient.get(1s).value_or(false));  // the one notification reached a waiter that was still waiting
   notifier.join();
 }
+
+TEST_CASE_FIXTURE(leak_check, "async_result: a timeout scope and a kill end a blocked get, and a later set still "
+                              "reaches other waiters") {
+  grove::async_result<int> result;
+  {
+    grove::timeout limit(5ms);
+    CHECK_THROWS_AS(result.get(), grove::timeout_error);
+  }
+  auto killed = grove::spawn([&] { return result.get(); });
+  auto patient = grove::spawn([&] { return result.get(); });
+  grove::yield();
+  CHECK(killed.kill());
+  result.set(9);
+  CHECK(patient.get() == 9);
+  CHECK(killed.killed());
+}

@@ -292,3 +292,21 @@ TEST_CASE_FIXTURE(leak_check, "wait_any does not count as looking at the tasks i
   grove::sleep(1ms);
   CHECK(err.text().find("task \"second\" died of an exception nobody waited for: second failure") != std::string::npos);
 }
+
+TEST_CASE_FIXTURE(leak_check, "a task blocked in join or get on another task can be killed or timed out, and the "
+                              "other task runs on") {
+  auto slow = grove::spawn([] {
+    grove::sleep(50ms);
+    return 3;
+  });
+  auto joiner = grove::spawn([&] { slow.join(); });
+  auto getter = grove::spawn([&] {
+    grove::timeout limit(5ms);
+    return slow.get();
+  });
+  grove::yield();
+  CHECK(joiner.kill());
+  CHECK(joiner.killed());
+  CHECK_THROWS_AS(getter.get(), grove::timeout_error);
+  CHECK(slow.get() == 3);
+}
