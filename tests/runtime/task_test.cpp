@@ -10,6 +10,7 @@
 #include <grove/event.hpp>
 #include <grove/sleep.hpp>
 #include <grove/task.hpp>
+#include <grove/timeout.hpp>
 
 #include "../support.hpp"
 
