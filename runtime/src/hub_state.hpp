@@ -20,6 +20,18 @@
 namespace grove::detail {
 
 struct pool_state;
+struct hub_state;
+
+// fd_watch is one direction of one descriptor: its watcher and its waiters (io.cpp).
+struct fd_watch {
+  ev_io io;
+  wait_list waiters;
+  hub_state* hub = nullptr;
+};
+struct fd_entry {
+  fd_watch read;
+  fd_watch write;
+};
 
 struct hub_state : hub_core {
   hub_state();
@@ -52,6 +64,7 @@ struct hub_state : hub_core {
   std::atomic<int> holds{0};         // hub::keepalive objects alive
   int jobs_in_flight = 0;            // run_in_thread jobs not yet returned
   std::shared_ptr<pool_state> pool;  // run_in_thread's threads, started lazily
+  std::vector<std::unique_ptr<fd_entry>> fds;  // by descriptor: its readiness watchers (io.cpp)
   bool stale_clock = false;          // tasks ran since libev last read the clock
   std::size_t batch = 256;           // ready greenlets run between two polls
   waiter* parked_head = nullptr;     // parked greenlets that are not tasks (see link_parked)
@@ -84,6 +97,9 @@ void enter_greenlet(greenlet_core* g);
 // kill_greenlet throws greenlet_exit into suspended g, made a child of the
 // current greenlet, and returns whether it died.
 bool kill_greenlet(greenlet_core* g) noexcept;
+
+// forget_fd wakes every task waiting on fd with EBADF and stops watching it.
+void forget_fd(hub_state& h, int fd) noexcept;
 
 // close_pool lets the hub's pool threads go; their late results are dropped.
 void close_pool(hub_state& h) noexcept;

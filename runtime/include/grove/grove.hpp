@@ -9,13 +9,16 @@
 #include <grove/greenlet.hpp>
 #include <grove/hub.hpp>
 #include <grove/imap_stream.hpp>
+#include <grove/io.hpp>
 #include <grove/local.hpp>
 #include <grove/mutex.hpp>
 #include <grove/pool.hpp>
 #include <grove/queue.hpp>
 #include <grove/semaphore.hpp>
 #include <grove/sleep.hpp>
+#include <grove/socket.hpp>
 #include <grove/stack.hpp>
+#include <grove/stream_server.hpp>
 #include <grove/task.hpp>
 #include <grove/thread_pool.hpp>
 #include <grove/timeout.hpp>

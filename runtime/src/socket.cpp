@@ -1,0 +1,379 @@
+// socket.cpp — cooperative sockets over grove::wait_readable/wait_writable.
+#include <grove/socket.hpp>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/sendfile.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+#include <grove/error.hpp>
+#include <grove/io.hpp>
+#include <grove/thread_pool.hpp>
+#include <grove/timeout.hpp>
+
+namespace grove {
+namespace {
+
+[[noreturn]] void fail(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
+
+void make_non_blocking(int fd) {
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) fail("grove::socket: fcntl(O_NONBLOCK)");
+}
+
+bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+
+std::string describe_limit(std::chrono::nanoseconds d) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// address
+
+address::address(const sockaddr* sa, socklen_t len) : len_(len) {
+  if (len > sizeof storage_) throw error("grove::address: a socket address longer than sockaddr_storage");
+  std::memcpy(&storage_, sa, len);
+}
+
+address address::ip(std::string_view host, std::uint16_t port) {
+  const std::string h(host);
+  address a;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&a.storage_);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&a.storage_);
+  if (::inet_pton(AF_INET, h.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    a.len_ = sizeof(sockaddr_in);
+  } else if (::inet_pton(AF_INET6, h.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    a.len_ = sizeof(sockaddr_in6);
+  } else {
+    throw error("grove::address: \"" + h + "\" is not a numeric IPv4 or IPv6 host (use grove::resolve for names)");
+  }
+  return a;
+}
+
+address address::unix_path(std::string_view path) {
+  address a;
+  auto* un = reinterpret_cast<sockaddr_un*>(&a.storage_);
+  if (path.size() >= sizeof un->sun_path) {
+    throw error("grove::address: the Unix socket path is longer than " + std::to_string(sizeof un->sun_path - 1) +
+                " bytes");
+  }
+  un->sun_family = AF_UNIX;
+  std::memcpy(un->sun_path, path.data(), path.size());
+  a.len_ = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+  return a;
+}
+
+address address::parse(std::string_view text) {
+  if (text.rfind("unix:", 0) == 0) return unix_path(text.substr(5));
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos) {
+    throw error("grove::address: \"" + std::string(text) + "\" has no port (write host:port)");
+  }
+  std::string_view host = text.substr(0, colon);
+  const std::string port_text(text.substr(colon + 1));
+  char* end = nullptr;
+  const unsigned long port = std::strtoul(port_text.c_str(), &end, 10);
+  if (port_text.empty() || *end != '\0' || port > 65535) {
+    throw error("grove::address: \"" + port_text + "\" is not a port (0 to 65535)");
+  }
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return ip(host, static_cast<std::uint16_t>(port));
+}
+
+std::uint16_t address::port() const noexcept {
+  if (family() == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_port);
+  if (family() == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_port);
+  return 0;
+}
+
+std::string address::host() const {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (family() == AF_INET) {
+    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, buf, sizeof buf);
+    return buf;
+  }
+  if (family() == AF_INET6) {
+    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, buf, sizeof buf);
+    return buf;
+  }
+  if (family() == AF_UNIX) return reinterpret_cast<const sockaddr_un*>(&storage_)->sun_path;
+  return "";
+}
+
+std::string address::to_string() const {
+  if (family() == AF_INET) return host() + ":" + std::to_string(port());
+  if (family() == AF_INET6) return "[" + host() + "]:" + std::to_string(port());
+  if (family() == AF_UNIX) return "unix:" + host();
+  return "(no address)";
+}
+
+std::vector<address> resolve(const std::string& host, const std::string& service, int family, int socktype) {
+  struct outcome {
+    int code = 0;
+    std::vector<address> found;
+  };
+  outcome r = run_in_thread([host, service, family, socktype] {
+    addrinfo hints{};
+    hints.ai_family = family;
+    hints.ai_socktype = socktype;
+    addrinfo* list = nullptr;
+    outcome o;
+    o.code = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &list);
+    for (addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) o.found.emplace_back(ai->ai_addr, ai->ai_addrlen);
+    if (list != nullptr) ::freeaddrinfo(list);
+    return o;
+  });
+  if (r.code != 0) {
+    throw std::system_error(r.code == EAI_SYSTEM ? errno : EHOSTUNREACH, std::generic_category(),
+                            "grove::resolve(\"" + host + "\", \"" + service + "\"): " + ::gai_strerror(r.code));
+  }
+  return std::move(r.found);
+}
+
+// ---------------------------------------------------------------------------
+// socket
+
+socket::socket(int family, int type, int protocol) {
+  fd_ = ::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+  if (fd_ < 0) fail("grove::socket: socket()");
+}
+
+socket socket::adopt(int fd) {
+  make_non_blocking(fd);
+  return socket(fd);
+}
+
+socket& socket::operator=(socket&& o) noexcept {
+  if (this != &o) {
+    close();
+    fd_ = std::exchange(o.fd_, -1);
+    timeout_ = o.timeout_;
+  }
+  return *this;
+}
+
+void socket::close() noexcept {
+  if (fd_ >= 0) grove::close(std::exchange(fd_, -1));
+}
+
+void socket::wait(bool readable, const char* what) {
+  if (fd_ < 0) throw std::system_error(EBADF, std::generic_category(), std::string("grove::socket::") + what);
+  if (!timeout_) {
+    readable ? wait_readable(fd_) : wait_writable(fd_);
+    return;
+  }
+  const bool ready = readable ? wait_readable(fd_, *timeout_) : wait_writable(fd_, *timeout_);
+  if (!ready) {
+    throw timeout_error(nullptr,
+                        std::string("grove::socket::") + what + ": timed out after " + describe_limit(*timeout_));
+  }
+}
+
+void socket::connect(const address& a) {
+  if (::connect(fd_, a.data(), a.size()) == 0) return;
+  if (errno != EINPROGRESS && errno != EINTR) fail("grove::socket::connect");
+  wait(false, "connect");
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) fail("grove::socket::connect: getsockopt");
+  if (err != 0) {
+    throw std::system_error(err, std::generic_category(), "grove::socket::connect to " + a.to_string());
+  }
+}
+
+void socket::bind(const address& a) {
+  if (a.family() == AF_INET || a.family() == AF_INET6) set_option(SOL_SOCKET, SO_REUSEADDR, 1);
+  if (::bind(fd_, a.data(), a.size()) != 0) {
+    throw std::system_error(errno, std::generic_category(), "grove::socket::bind to " + a.to_string());
+  }
+}
+
+void socket::listen(int backlog) {
+  if (::listen(fd_, backlog) != 0) fail("grove::socket::listen");
+}
+
+std::pair<socket, address> socket::accept() {
+  for (;;) {
+    address peer;
+    peer.size() = sizeof(sockaddr_storage);
+    const int fd = ::accept4(fd_, peer.data(), &peer.size(), SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) return {socket(fd), peer};
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (!would_block(errno)) fail("grove::socket::accept");
+    wait(true, "accept");
+  }
+}
+
+std::size_t socket::recv(void* buf, std::size_t len) {
+  for (;;) {
+    const ssize_t n = ::recv(fd_, buf, len, 0);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno == EINTR) continue;
+    if (!would_block(errno)) fail("grove::socket::recv");
+    wait(true, "recv");
+  }
+}
+
+void socket::recv_exact(void* buf, std::size_t len) {
+  auto* p = static_cast<char*>(buf);
+  std::size_t got = 0;
+  while (got < len) {
+    const std::size_t n = recv(p + got, len - got);
+    if (n == 0) {
+      throw std::system_error(ECONNRESET, std::generic_category(),
+                              "grove::socket::recv_exact: the peer closed after " + std::to_string(got) + " of " +
+                                  std::to_string(len) + " bytes");
+    }
+    got += n;
+  }
+}
+
+std::size_t socket::send(const void* buf, std::size_t len) {
+  for (;;) {
+    const ssize_t n = ::send(fd_, buf, len, MSG_NOSIGNAL);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno == EINTR) continue;
+    if (!would_block(errno)) fail("grove::socket::send");
+    wait(false, "send");
+  }
+}
+
+void socket::send_all(const void* buf, std::size_t len) {
+  const auto* p = static_cast<const char*>(buf);
+  while (len > 0) {
+    const std::size_t n = send(p, len);
+    p += n;
+    len -= n;
+  }
+}
+
+std::size_t socket::sendfile(int file_fd, off_t offset, std::size_t count) {
+  // sendfile has no MSG_NOSIGNAL: keep SIGPIPE blocked on this thread around it,
+  // and swallow one it raised.
+  sigset_t pipe_only, old;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  sigset_t pending_before;
+  sigpending(&pending_before);
+  const bool was_pending = sigismember(&pending_before, SIGPIPE) == 1;
+  pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+  struct restore_mask {
+    const sigset_t& old;
+    const sigset_t& pipe_only;
+    bool was_pending;
+    ~restore_mask() {
+      sigset_t now;
+      sigpending(&now);
+      if (!was_pending && sigismember(&now, SIGPIPE) == 1) {
+        const timespec zero{0, 0};
+        sigtimedwait(&pipe_only, nullptr, &zero);
+      }
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    }
+  } restore{old, pipe_only, was_pending};
+  std::size_t sent = 0;
+  while (sent < count) {
+    const ssize_t n = ::sendfile(fd_, file_fd, &offset, count - sent);
+    if (n > 0) {
+      sent += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n == 0) break;  // the file ended early
+    if (errno == EINTR) continue;
+    if (!would_block(errno)) fail("grove::socket::sendfile");
+    wait(false, "sendfile");
+  }
+  return sent;
+}
+
+std::size_t socket::recv_from(void* buf, std::size_t len, address& from) {
+  for (;;) {
+    from.size() = sizeof(sockaddr_storage);
+    const ssize_t n = ::recvfrom(fd_, buf, len, 0, from.data(), &from.size());
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno == EINTR) continue;
+    if (!would_block(errno)) fail("grove::socket::recv_from");
+    wait(true, "recv_from");
+  }
+}
+
+std::size_t socket::send_to(const void* buf, std::size_t len, const address& to) {
+  for (;;) {
+    const ssize_t n = ::sendto(fd_, buf, len, MSG_NOSIGNAL, to.data(), to.size());
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno == EINTR) continue;
+    if (!would_block(errno)) fail("grove::socket::send_to");
+    wait(false, "send_to");
+  }
+}
+
+void socket::shutdown(int how) {
+  if (::shutdown(fd_, how) != 0) fail("grove::socket::shutdown");
+}
+
+address socket::local_address() const {
+  address a;
+  a.size() = sizeof(sockaddr_storage);
+  if (::getsockname(fd_, a.data(), &a.size()) != 0) fail("grove::socket::local_address");
+  return a;
+}
+
+address socket::peer_address() const {
+  address a;
+  a.size() = sizeof(sockaddr_storage);
+  if (::getpeername(fd_, a.data(), &a.size()) != 0) fail("grove::socket::peer_address");
+  return a;
+}
+
+void socket::set_option(int level, int name, int value) {
+  if (::setsockopt(fd_, level, name, &value, sizeof value) != 0) fail("grove::socket::set_option");
+}
+
+socket connect(const address& a, std::optional<std::chrono::nanoseconds> limit) {
+  socket s(a.family(), SOCK_STREAM);
+  if (a.family() != AF_UNIX) s.set_option(IPPROTO_TCP, TCP_NODELAY, 1);
+  if (limit) {
+    timeout scope(*limit);
+    s.connect(a);
+  } else {
+    s.connect(a);
+  }
+  return s;
+}
+
+socket connect(const std::string& host, std::uint16_t port, std::optional<std::chrono::nanoseconds> limit) {
+  std::optional<timeout> scope;
+  if (limit) scope.emplace(*limit);
+  std::vector<address> candidates;
+  try {
+    candidates.push_back(address::ip(host, port));
+  } catch (const error&) {
+    candidates = resolve(host, std::to_string(port));
+  }
+  std::exception_ptr last;
+  for (const address& a : candidates) {
+    try {
+      return connect(a);
+    } catch (const std::system_error&) {
+      last = std::current_exception();
+    }
+  }
+  if (last) std::rethrow_exception(last);
+  throw std::system_error(EHOSTUNREACH, std::generic_category(), "grove::connect: no address for \"" + host + "\"");
+}
+
+}  // namespace grove
