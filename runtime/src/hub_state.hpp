@@ -31,6 +31,11 @@ struct fd_watch {
 struct fd_entry {
   fd_watch read;
   fd_watch write;
+  // The fd was closed through grove::close: before watching the number again,
+  // re-set the watchers so libev registers it anew (the kernel dropped the old
+  // registration on close, and libev cannot tell; see libev's "the special
+  // problem of disappearing file descriptors").
+  bool closed = false;
 };
 
 struct hub_state : hub_core {
@@ -61,14 +66,14 @@ struct hub_state : hub_core {
   std::mutex post_lock;
   std::vector<std::function<void()>> posts;  // guarded by post_lock
   std::atomic<bool> has_posts{false};
-  std::atomic<int> holds{0};         // hub::keepalive objects alive
-  int jobs_in_flight = 0;            // run_in_thread jobs not yet returned
-  std::shared_ptr<pool_state> pool;  // run_in_thread's threads, started lazily
+  std::atomic<int> holds{0};                   // hub::keepalive objects alive
+  int jobs_in_flight = 0;                      // run_in_thread jobs not yet returned
+  std::shared_ptr<pool_state> pool;            // run_in_thread's threads, started lazily
   std::vector<std::unique_ptr<fd_entry>> fds;  // by descriptor: its readiness watchers (io.cpp)
-  bool stale_clock = false;          // tasks ran since libev last read the clock
-  std::size_t batch = 256;           // ready greenlets run between two polls
-  waiter* parked_head = nullptr;     // parked greenlets that are not tasks (see link_parked)
-  task_base* tasks = nullptr;        // unfinished tasks, newest first
+  bool stale_clock = false;                    // tasks ran since libev last read the clock
+  std::size_t batch = 256;                     // ready greenlets run between two polls
+  waiter* parked_head = nullptr;               // parked greenlets that are not tasks (see link_parked)
+  task_base* tasks = nullptr;                  // unfinished tasks, newest first
   std::size_t task_count = 0;
   std::size_t timer_count = 0;
   std::uint64_t next_task_id = 1;

@@ -42,7 +42,13 @@ fd_entry& entry_for(hub_state& h, int fd) {
 bool wait_fd(int fd, bool readable, deadline d) {
   if (fd < 0) throw std::system_error(EBADF, std::generic_category(), "grove: waiting on a negative descriptor");
   hub_state& h = state_of(current_hub());
-  fd_watch& watch = readable ? entry_for(h, fd).read : entry_for(h, fd).write;
+  fd_entry& e = entry_for(h, fd);
+  if (e.closed) {
+    ev_io_set(&e.read.io, fd, EV_READ);
+    ev_io_set(&e.write.io, fd, EV_WRITE);
+    e.closed = false;
+  }
+  fd_watch& watch = readable ? e.read : e.write;
   int outcome = 0;
   listed_waiter w(watch.waiters, readable ? "readable fd" : "writable fd", nullptr);
   w.slot = &outcome;
@@ -80,6 +86,7 @@ void forget_fd(hub_state& h, int fd) noexcept {
   wake_closed(e.write);
   ev_io_stop(h.loop, &e.read.io);
   ev_io_stop(h.loop, &e.write.io);
+  e.closed = true;
 }
 
 }  // namespace grove::detail
