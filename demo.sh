@@ -8,7 +8,7 @@ grove_install_deps
 
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 examples=(greenlet_pingpong generator sleepers producer_consumer semaphore_workers future wait_with_timeout
-  blocking_in_thread)
+  blocking_in_thread fetcher chat_server echo_server echo_client)
 cmake --build build/release -j "$(nproc)" --target "${examples[@]}" >/dev/null
 
 step() {
@@ -52,5 +52,27 @@ step "8. a blocking call on the hub's thread pool (examples/blocking_in_thread.c
   "run_in_thread hands a blocking call to a real thread; the task waits, and the hub keeps ticking." \
   build/release/examples/blocking_in_thread
 
+step "9. the crawler: concurrent fetches over real sockets (examples/fetcher.cpp)" \
+  "An HTTP server embedded in the program serves pages slowly; each fetch is plain sequential socket code in its own task, four at a time. The total is about the slowest pages, not the sum." \
+  build/release/examples/fetcher
+
+step "10. a chat server that pushes every line to every client (examples/chat_server.cpp)" \
+  "Each client has a reader task and a writer task joined by a queue; three clients join, talk, and print what they heard." \
+  build/release/examples/chat_server
+
+echo_demo() {
+  build/release/examples/echo_server 0 >/tmp/grove-demo-echo.out &
+  local server=$!
+  for _ in $(seq 50); do grep -q listening /tmp/grove-demo-echo.out 2>/dev/null && break; sleep 0.1; done
+  local port
+  port=$(sed -n 's/listening on 127.0.0.1://p' /tmp/grove-demo-echo.out)
+  echo "echo_server listening on port $port"
+  build/release/examples/echo_client "$port" 100
+  kill -TERM "$server" && wait "$server" && echo "echo_server stopped cleanly on SIGTERM"
+}
+step "11. an echo server and 100 clients (examples/echo_server.cpp, echo_client.cpp)" \
+  "A task per connection, plain recv/send_all loops; the server exits cleanly on SIGTERM." \
+  echo_demo
+
 echo
-echo "──── That is the tour so far. Cooperative sockets and the LD_PRELOAD hooks come next."
+echo "──── That is the tour so far. The LD_PRELOAD hooks for unmodified binaries come next."

@@ -1,0 +1,84 @@
+// http_hello PORT — a minimal HTTP/1.1 keep-alive server on grove that answers
+// every request with "Hello, World!". Same command line as echo_server. It
+// parses requests properly enough for wrk and curl: a request line, headers up
+// to the blank line, a Content-Length body skipped, pipelined requests served
+// in order, "Connection: close" honoured.
+#include <strings.h>
+
+#include <string>
+#include <string_view>
+
+#include "serve_until_signal.hpp"
+
+namespace {
+
+constexpr std::string_view keep_alive_reply =
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!";
+constexpr std::string_view closing_reply =
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nHello, World!";
+constexpr std::string_view bad_request = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+// header_value finds a header (case-insensitive) in the header block.
+std::string_view header_value(std::string_view headers, std::string_view name) {
+  std::size_t pos = 0;
+  while (pos < headers.size()) {
+    const std::size_t eol = headers.find("\r\n", pos);
+    const std::string_view line = headers.substr(pos, eol == std::string_view::npos ? eol : eol - pos);
+    if (line.size() > name.size() && line[name.size()] == ':' &&
+        ::strncasecmp(line.data(), name.data(), name.size()) == 0) {
+      std::string_view v = line.substr(name.size() + 1);
+      while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+      return v;
+    }
+    if (eol == std::string_view::npos) break;
+    pos = eol + 2;
+  }
+  return {};
+}
+
+void serve(grove::socket conn, grove::address) {
+  std::string in;
+  std::string out;
+  char buf[16384];
+  for (;;) {
+    // Answer every complete request in the buffer, then send the answers at once.
+    bool close_after = false;
+    for (;;) {
+      const std::size_t end = in.find("\r\n\r\n");
+      if (end == std::string::npos) break;
+      const std::string_view head(in.data(), end);
+      const std::size_t line_end = head.find("\r\n");
+      const std::string_view request_line = head.substr(0, line_end);
+      if (request_line.find(" HTTP/1.") == std::string_view::npos) {
+        conn.send_all(bad_request);
+        return;
+      }
+      const std::string_view headers = line_end == std::string_view::npos ? "" : head.substr(line_end + 2);
+      std::size_t body = 0;
+      if (const auto length = header_value(headers, "Content-Length"); !length.empty()) {
+        body = std::stoul(std::string(length));
+      }
+      if (in.size() < end + 4 + body) break;  // the body is still coming
+      const auto connection = header_value(headers, "Connection");
+      close_after = ::strncasecmp(connection.data(), "close", connection.size()) == 0 && !connection.empty();
+      if (request_line.ends_with("HTTP/1.0") && ::strncasecmp(connection.data(), "keep-alive", 10) != 0) {
+        close_after = true;
+      }
+      out += close_after ? closing_reply : keep_alive_reply;
+      in.erase(0, end + 4 + body);
+      if (close_after) break;
+    }
+    if (!out.empty()) {
+      conn.send_all(out);
+      out.clear();
+    }
+    if (close_after) return;
+    const std::size_t n = conn.recv(buf, sizeof buf);
+    if (n == 0) return;
+    in.append(buf, n);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return examples::serve_until_signal("http_hello", argc, argv, serve); }
