@@ -124,6 +124,7 @@ std::string address::to_string() const {
 std::vector<address> resolve(const std::string& host, const std::string& service, int family, int socktype) {
   struct outcome {
     int code = 0;
+    int system_errno = 0;  // for EAI_SYSTEM: errno as it was on the worker thread
     std::vector<address> found;
   };
   outcome r = run_in_thread([host, service, family, socktype] {
@@ -133,12 +134,13 @@ std::vector<address> resolve(const std::string& host, const std::string& service
     addrinfo* list = nullptr;
     outcome o;
     o.code = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &list);
+    o.system_errno = errno;
     for (addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) o.found.emplace_back(ai->ai_addr, ai->ai_addrlen);
     if (list != nullptr) ::freeaddrinfo(list);
     return o;
   });
   if (r.code != 0) {
-    throw std::system_error(r.code == EAI_SYSTEM ? errno : EHOSTUNREACH, std::generic_category(),
+    throw std::system_error(r.code == EAI_SYSTEM ? r.system_errno : EHOSTUNREACH, std::generic_category(),
                             "grove::resolve(\"" + host + "\", \"" + service + "\"): " + ::gai_strerror(r.code));
   }
   return std::move(r.found);
@@ -212,7 +214,23 @@ std::pair<socket, address> socket::accept() {
     peer.size() = sizeof(sockaddr_storage);
     const int fd = ::accept4(fd_, peer.data(), &peer.size(), SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) return {socket(fd), peer};
-    if (errno == EINTR || errno == ECONNABORTED) continue;
+    switch (errno) {
+      case EINTR:
+      case ECONNABORTED:
+      // accept(2): errors of the connection being accepted that are already
+      // pending; retry as for EAGAIN.
+      case EPROTO:
+      case ENOPROTOOPT:
+      case EHOSTDOWN:
+      case ENONET:
+      case EHOSTUNREACH:
+      case EOPNOTSUPP:
+      case ENETUNREACH:
+      case ENETDOWN:
+        continue;
+      default:
+        break;
+    }
     if (!would_block(errno)) fail("grove::socket::accept");
     wait(true, "accept");
   }
@@ -261,33 +279,36 @@ void socket::send_all(const void* buf, std::size_t len) {
   }
 }
 
-std::size_t socket::sendfile(int file_fd, off_t offset, std::size_t count) {
-  // sendfile has no MSG_NOSIGNAL: keep SIGPIPE blocked on this thread around it,
-  // and swallow one it raised.
-  sigset_t pipe_only, old;
+namespace {
+
+// sendfile_once is one ::sendfile with SIGPIPE blocked on this thread (sendfile
+// has no MSG_NOSIGNAL), swallowing the SIGPIPE it raised. Never across a wait:
+// other tasks run then, and must see the thread's own mask.
+ssize_t sendfile_once(int out_fd, int in_fd, off_t* offset, std::size_t count) {
+  sigset_t pipe_only, old, pending;
   sigemptyset(&pipe_only);
   sigaddset(&pipe_only, SIGPIPE);
-  sigset_t pending_before;
-  sigpending(&pending_before);
-  const bool was_pending = sigismember(&pending_before, SIGPIPE) == 1;
+  sigpending(&pending);
+  const bool was_pending = sigismember(&pending, SIGPIPE) == 1;
   pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
-  struct restore_mask {
-    const sigset_t& old;
-    const sigset_t& pipe_only;
-    bool was_pending;
-    ~restore_mask() {
-      sigset_t now;
-      sigpending(&now);
-      if (!was_pending && sigismember(&now, SIGPIPE) == 1) {
-        const timespec zero{0, 0};
-        sigtimedwait(&pipe_only, nullptr, &zero);
-      }
-      pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    }
-  } restore{old, pipe_only, was_pending};
+  const ssize_t n = ::sendfile(out_fd, in_fd, offset, count);
+  const int err = errno;
+  sigpending(&pending);
+  if (!was_pending && sigismember(&pending, SIGPIPE) == 1) {
+    const timespec zero{0, 0};
+    sigtimedwait(&pipe_only, nullptr, &zero);
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  errno = err;
+  return n;
+}
+
+}  // namespace
+
+std::size_t socket::sendfile(int file_fd, off_t offset, std::size_t count) {
   std::size_t sent = 0;
   while (sent < count) {
-    const ssize_t n = ::sendfile(fd_, file_fd, &offset, count - sent);
+    const ssize_t n = sendfile_once(fd_, file_fd, &offset, count - sent);
     if (n > 0) {
       sent += static_cast<std::size_t>(n);
       continue;

@@ -21,6 +21,9 @@ stream_server::stream_server(std::string_view listen_on, handler h, std::size_t 
 stream_server::~stream_server() {
   try {
     stop();
+    // A stop in progress elsewhere (a handler's, or one cut short by a timeout)
+    // must be over before the server's memory goes.
+    while (!stopped_.is_set()) stopped_.wait();
   } catch (...) {
     detail::report("stopping a stream_server in its destructor failed: " +
                    detail::describe_exception(std::current_exception()));
@@ -70,17 +73,39 @@ void stream_server::serve_forever() {
 }
 
 void stream_server::stop(std::chrono::nanoseconds grace) {
-  if (stopping_ || !started_) return;
+  if (!started_) return;
+  if (stopping_) {
+    // Another stop is under way; the destructor waits for it (see there).
+    return;
+  }
   if (*serving_ == this) {
     // A handler cannot wait for the handlers (itself among them) to finish.
-    spawn([this, grace] { stop(grace); });
+    stopping_ = true;
+    stopper_ = spawn([this, grace] { finish_stop(grace); });
     return;
   }
   stopping_ = true;
+  finish_stop(grace);
+}
+
+void stream_server::finish_stop(std::chrono::nanoseconds grace) {
+  // Whatever interrupts the grace period (a timeout scope, a kill), the
+  // handlers are killed and the server marked stopped before it propagates.
+  struct finish {
+    stream_server& s;
+    ~finish() {
+      try {
+        s.handlers_->kill();
+      } catch (...) {
+        detail::report("stream_server: killing handlers failed: " +
+                       detail::describe_exception(std::current_exception()));
+      }
+      s.stopped_.set();
+    }
+  } always{*this};
   if (acceptor_) acceptor_->kill();
   listener_.close();
-  if (!handlers_->join(grace)) handlers_->kill();
-  stopped_.set();
+  handlers_->join(grace);
 }
 
 }  // namespace grove

@@ -47,8 +47,10 @@ class stream_server {
   void serve_forever();
   // stop stops accepting and closes the listening socket, lets running
   // handlers finish for up to grace, then kills the rest; returns once they
-  // are all done. Safe to call more than once. Called from a handler, it
-  // returns at once and stops the server from a task of its own.
+  // are all done. If that wait is interrupted (a timeout scope, a kill), the
+  // handlers are killed before the interruption propagates. Safe to call more
+  // than once. Called from a handler, it returns at once and stops the server
+  // from a task of its own.
   void stop(std::chrono::nanoseconds grace = std::chrono::nanoseconds::zero());
 
   // address is where it listens (after start: with the port port 0 picked).
@@ -59,11 +61,13 @@ class stream_server {
 
  private:
   void accept_loop();
+  void finish_stop(std::chrono::nanoseconds grace);
   grove::address where_;
   handler handler_;
   std::unique_ptr<group> handlers_;
   socket listener_;
   std::optional<task<void>> acceptor_;
+  std::optional<task<void>> stopper_;  // a stop started from a handler
   event stopped_;
   local<const stream_server*> serving_;  // in a handler's task: the server running it
   bool started_ = false;
