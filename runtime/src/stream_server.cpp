@@ -21,9 +21,11 @@ stream_server::stream_server(std::string_view listen_on, handler h, std::size_t 
 stream_server::~stream_server() {
   try {
     stop();
-    // A stop in progress elsewhere (a handler's, or one cut short by a timeout)
-    // must be over before the server's memory goes.
-    while (!stopped_.is_set()) stopped_.wait();
+    // A stop in progress elsewhere (a handler's) must be over before the
+    // server's memory goes.
+    if (stopping_) {
+      while (!stopped_.is_set()) stopped_.wait();
+    }
   } catch (...) {
     detail::report("stopping a stream_server in its destructor failed: " +
                    detail::describe_exception(std::current_exception()));
