@@ -19,12 +19,17 @@ cmake --build "$build" -j "$(nproc)" --target http_hello bench_http_epoll >/dev/
 work=$(mktemp -d)
 pids=()
 cleanup() {
+  if [ -f "$work/nginx/nginx.pid" ]; then
+    nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -s stop >/dev/null 2>&1 || true
+  fi
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-# start NAME CMD... : starts a server on CPU 0 that prints "listening on 127.0.0.1:<port>".
+# start NAME CMD... : starts a server on CPU 0 that prints "listening on
+# 127.0.0.1:<port>", and sets $port. (Not in a $(...) subshell: pids must stay ours.)
 start() {
   local name=$1
   shift
@@ -34,13 +39,12 @@ start() {
     grep -q "listening on" "$work/$name.out" 2>/dev/null && break
     sleep 0.05
   done
-  sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/$name.out" | head -1
+  port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/$name.out" | head -1)
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 start_nginx() {
-  local port
   port=$(free_port)
   mkdir -p "$work/nginx"
   cat >"$work/nginx/nginx.conf" <<CONF
@@ -69,7 +73,6 @@ CONF
     curl -s "http://127.0.0.1:$port/" >/dev/null 2>&1 && break
     sleep 0.05
   done
-  echo "$port"
 }
 
 # measure NAME PORT: prints "NAME requests/s p50 p99"
@@ -89,8 +92,23 @@ measure() {
 }
 
 echo "wrk -t1 -c$connections -d${seconds}s, server on CPU 0, wrk on CPU 1"
-measure grove "$(start grove "$build/examples/http_hello" 0)"
-measure epoll "$(start epoll "$build/bench/http/bench_http_epoll" 0)"
-measure nginx "$(start_nginx)"
+stop_all() {
+  if [ -f "$work/nginx/nginx.pid" ]; then
+    nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -s stop >/dev/null 2>&1 || true
+  fi
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  pids=()
+}
+port=
+start grove "$build/examples/http_hello" 0
+measure grove "$port"
+stop_all
+start epoll "$build/bench/http/bench_http_epoll" 0
+measure epoll "$port"
+stop_all
+start_nginx
+measure nginx "$port"
+stop_all
 awk -v g="$(cat "$work/grove.rps")" -v e="$(cat "$work/epoll.rps")" -v n="$(cat "$work/nginx.rps")" \
   'BEGIN { printf "grove/epoll %.2fx (target >= 0.9x)   grove/nginx %.2fx (target >= 1.0x)\n", g / e, g / n }'
