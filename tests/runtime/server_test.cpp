@@ -28,6 +28,7 @@
 #include <grove/timeout.hpp>
 
 #include "../support.hpp"
+#include "io_support.hpp"
 
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
@@ -37,32 +38,13 @@
 #endif
 
 using namespace std::chrono_literals;
+using grove_test::errno_of;
 using grove_test::guard;
 using grove_test::leak_check;
 using grove_test::seconds_since;
+using grove_test::task_scope;
 
 namespace {
-
-// errno_of runs f and returns the errno of the std::system_error it throws (0 if none).
-template <class F>
-int errno_of(F&& f) {
-  try {
-    f();
-  } catch (const std::system_error& e) {
-    return e.code().value();
-  }
-  return 0;
-}
-
-// task_scope is a group whose tasks are killed when the scope ends, so that a
-// case that fails half-way leaves nothing running into the next one. Declare it
-// after what its tasks use, and before any timeout scope of the case.
-struct task_scope : grove::group {
-  task_scope() = default;
-  task_scope(const task_scope&) = delete;
-  task_scope& operator=(const task_scope&) = delete;
-  ~task_scope() { kill(); }
-};
 
 // read_to_end reads until the peer closes.
 std::string read_to_end(grove::socket& s) {

@@ -40,33 +40,15 @@
 #include <grove/timeout.hpp>
 
 #include "../support.hpp"
+#include "io_support.hpp"
 
 using namespace std::chrono_literals;
+using grove_test::errno_of;
 using grove_test::leak_check;
 using grove_test::seconds_since;
+using grove_test::task_scope;
 
 namespace {
-
-// errno_of runs f and returns the errno of the std::system_error it throws (0 if none).
-template <class F>
-int errno_of(F&& f) {
-  try {
-    f();
-  } catch (const std::system_error& e) {
-    return e.code().value();
-  }
-  return 0;
-}
-
-// task_scope is a group whose tasks are killed when the scope ends, so that a
-// case that fails half-way leaves nothing running into the next one. Declare it
-// after what its tasks use, and before any timeout scope of the case.
-struct task_scope : grove::group {
-  task_scope() = default;
-  task_scope(const task_scope&) = delete;
-  task_scope& operator=(const task_scope&) = delete;
-  ~task_scope() { kill(); }
-};
 
 // pattern is n bytes that differ from one position to the next.
 std::string pattern(std::size_t n) {
