@@ -43,6 +43,7 @@ using grove_test::guard;
 using grove_test::leak_check;
 using grove_test::seconds_since;
 using grove_test::task_scope;
+using grove_test::temp_dir;
 
 namespace {
 
@@ -90,26 +91,6 @@ bool under_valgrind() {
   return false;
 #endif
 }
-
-// temp_dir is a fresh directory under /tmp, removed with what it holds.
-class temp_dir {
- public:
-  temp_dir() {
-    std::string t = "/tmp/grove-server-test-XXXXXX";
-    REQUIRE(::mkdtemp(t.data()) != nullptr);
-    path_ = t;
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  ~temp_dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const noexcept { return path_; }
-
- private:
-  std::string path_;
-};
 
 }  // namespace
 

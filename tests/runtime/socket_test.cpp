@@ -47,6 +47,7 @@ using grove_test::errno_of;
 using grove_test::leak_check;
 using grove_test::seconds_since;
 using grove_test::task_scope;
+using grove_test::temp_dir;
 
 namespace {
 
@@ -90,26 +91,6 @@ connection connected(std::string_view where) {
   server.set_timeout(10s);
   return {std::move(client), std::move(server)};
 }
-
-// temp_dir is a fresh directory under /tmp, removed with what it holds.
-class temp_dir {
- public:
-  temp_dir() {
-    std::string t = "/tmp/grove-socket-test-XXXXXX";
-    REQUIRE(::mkdtemp(t.data()) != nullptr);
-    path_ = t;
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  ~temp_dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const noexcept { return path_; }
-
- private:
-  std::string path_;
-};
 
 // file_with holds a temporary file with the given content, open for reading.
 class file_with {
