@@ -132,7 +132,6 @@ bool task_base::kill_until(std::exception_ptr e, deadline d) {
     }
     greenlet_core* mine = g;
     discard_unstarted(mine);  // drops the greenlet's hold on us; a handle still holds us
-    started = false;
     finish();
     mine->task = nullptr;
     grove::detail::release(mine);
