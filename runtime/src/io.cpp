@@ -105,8 +105,12 @@ bool wait_writable(int fd, std::chrono::nanoseconds limit) {
   return detail::wait_fd(fd, false, detail::deadline_after(limit));
 }
 
-int close(int fd) {
+void notify_close(int fd) noexcept {
   if (detail::tls_hub != nullptr) detail::forget_fd(detail::state_of(*detail::tls_hub), fd);
+}
+
+int close(int fd) {
+  notify_close(fd);
   return ::close(fd);
 }
 

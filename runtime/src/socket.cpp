@@ -85,12 +85,19 @@ address address::parse(std::string_view text) {
   }
   std::string_view host = text.substr(0, colon);
   const std::string port_text(text.substr(colon + 1));
-  char* end = nullptr;
-  const unsigned long port = std::strtoul(port_text.c_str(), &end, 10);
-  if (port_text.empty() || *end != '\0' || port > 65535) {
+  // Digits only: strtoul alone would take "+80", " 80" and "-0".
+  const bool digits = !port_text.empty() && port_text.size() <= 5 &&
+                      port_text.find_first_not_of("0123456789") == std::string::npos;
+  const unsigned long port = digits ? std::strtoul(port_text.c_str(), nullptr, 10) : 0;
+  if (!digits || port > 65535) {
     throw error("grove::address: \"" + port_text + "\" is not a port (0 to 65535)");
   }
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string_view::npos) {
+    // "::1:80" could mean host ::1 port 80 or host ::1:80 with no port.
+    throw error("grove::address: \"" + std::string(text) + "\" is ambiguous: write an IPv6 host in brackets, as [::1]:80");
+  }
   return ip(host, static_cast<std::uint16_t>(port));
 }
 

@@ -127,6 +127,25 @@ TEST_CASE_FIXTURE(leak_check, "grove::close wakes every task waiting on the fd w
   grove::close(fds[1]);
 }
 
+TEST_CASE_FIXTURE(leak_check, "notify_close wakes the fd's waiters with EBADF and leaves the fd open") {
+  a_pipe p;
+  int code = 0;
+  auto waiter = grove::spawn([&] {
+    try {
+      grove::wait_readable(p.read_end());
+    } catch (const std::system_error& e) {
+      code = e.code().value();
+    }
+  });
+  grove::yield();
+  grove::notify_close(p.read_end());
+  waiter.join();
+  CHECK(code == EBADF);
+  CHECK(::fcntl(p.read_end(), F_GETFD) != -1);  // still open: the caller closes it
+  put(p.write_end(), "x");
+  CHECK(grove::wait_readable(p.read_end(), 1s));  // and a new wait watches it afresh
+}
+
 TEST_CASE_FIXTURE(leak_check, "an fd number reused after close never wakes a stale waiter") {
   int fds[2];
   REQUIRE(::pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0);

@@ -309,7 +309,8 @@ TEST_CASE_FIXTURE(leak_check, "address::parse reads IPv4, IPv6 and Unix addresse
 TEST_CASE_FIXTURE(leak_check, "address::parse throws grove::error for what is not a numeric address") {
   for (const std::string bad :
        {"", "127.0.0.1", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:8x", "127.0.0.1:65536", "127.0.0.1:-1",
-        "localhost:80", "1.2.3:80", "999.0.0.1:80", "[::1]", "[::g]:80", "::1]:80"}) {
+        "localhost:80", "1.2.3:80", "999.0.0.1:80", "[::1]", "[::g]:80", "::1]:80", "::1:80", "127.0.0.1:+80",
+        "127.0.0.1: 80", "127.0.0.1:000080"}) {
     CAPTURE(bad);
     CHECK_THROWS_AS(grove::address::parse(bad), grove::error);
   }

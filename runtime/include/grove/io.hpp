@@ -31,4 +31,10 @@ bool wait_writable(int fd, std::chrono::nanoseconds limit);
 // ::close's result (errno set as it sets it).
 int close(int fd);
 
+// notify_close does close's waking without closing: every task waiting on fd
+// gets EBADF and fd's registration is forgotten, so a descriptor that reuses the
+// number starts afresh. For code that closes or replaces descriptors itself (a
+// libc interposer's close and dup2). Does nothing on a thread without a hub.
+void notify_close(int fd) noexcept;
+
 }  // namespace grove
