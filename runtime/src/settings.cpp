@@ -1,5 +1,9 @@
 #include "settings.hpp"
 
+#include <grove/settings.hpp>
+#include <grove/stack.hpp>
+#include <grove/thread_pool.hpp>
+
 #include <unistd.h>
 
 #include <cctype>
@@ -52,3 +56,13 @@ std::size_t page_size() noexcept {
 }
 
 }  // namespace grove::detail
+
+namespace grove {
+
+void check_settings() {
+  (void)default_stack_size();
+  (void)default_stack_mode();
+  (void)thread_pool_size();  // creates the hub, which reads the diagnostics settings
+}
+
+}  // namespace grove

@@ -14,6 +14,8 @@
 #include <string>
 #include <thread>
 
+#include <pthread.h>
+
 #include "hub_state.hpp"
 #include "settings.hpp"
 
@@ -83,6 +85,30 @@ pool_state& pool_of(hub_state& h) {
   }
   return *h.pool;
 }
+
+// In a child of fork, only the forking thread lives on. Its hub's loop must
+// stop sharing the parent's epoll set (ev_loop_fork), and its pool's threads are
+// gone: the child starts a fresh pool on its next run_in_thread. The old pool
+// state is leaked, not destroyed: a parent's worker may have held its mutex at
+// the fork. Calls that were in flight cannot finish; with jobs_in_flight back to
+// zero their tasks get loop_exit when nothing else can wake them, never a hang.
+void after_fork_in_child() noexcept {
+  if (tls_hub == nullptr) return;
+  hub_state& h = state_of(*tls_hub);
+  ev_loop_fork(h.loop);
+  if (h.pool) {
+    // Kept reachable from static storage (so leak checkers stay quiet) and never
+    // destroyed: destroying a condition variable that the parent's idle workers
+    // waited on would wait for those waiters forever.
+    alignas(std::shared_ptr<pool_state>) static unsigned char graveyard[8][sizeof(std::shared_ptr<pool_state>)];
+    static std::size_t buried = 0;
+    void* slot = buried < 8 ? graveyard[buried++] : ::operator new(sizeof(std::shared_ptr<pool_state>));
+    new (slot) std::shared_ptr<pool_state>(std::move(h.pool));
+  }
+  h.jobs_in_flight = 0;
+}
+
+[[maybe_unused]] const int fork_handler_registered = ::pthread_atfork(nullptr, nullptr, after_fork_in_child);
 
 }  // namespace
 

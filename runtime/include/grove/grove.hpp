@@ -15,6 +15,7 @@
 #include <grove/pool.hpp>
 #include <grove/queue.hpp>
 #include <grove/semaphore.hpp>
+#include <grove/settings.hpp>
 #include <grove/sleep.hpp>
 #include <grove/socket.hpp>
 #include <grove/stack.hpp>

@@ -1,0 +1,133 @@
+// grove-run — run an unmodified program with its blocking calls made
+// cooperative: LD_PRELOAD=libgrove-preload.so PROGRAM ARGS..., with options for
+// grove's settings. See usage() and the README's "run an existing binary".
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include <grove/settings.hpp>
+
+namespace {
+
+void usage(std::FILE* to) {
+  std::fputs(
+      "usage: grove-run [options] PROGRAM [ARGS...]\n"
+      "\n"
+      "Runs PROGRAM with libgrove-preload.so preloaded: its main thread gets a grove\n"
+      "hub, and its blocking calls (sleeps, sockets, pipes, poll/select/epoll, DNS)\n"
+      "wait cooperatively on it. Equivalent to LD_PRELOAD=.../libgrove-preload.so.\n"
+      "\n"
+      "options (each sets the environment variable named after it):\n"
+      "  --stack-size=SIZE      GROVE_STACK_SIZE: stack of each grove task (e.g. 256K, 1M)\n"
+      "  --stack-mode=MODE      GROVE_STACK_MODE: guarded (default) or dense\n"
+      "  --threadpool-size=N    GROVE_THREADPOOL_SIZE: threads for DNS and other\n"
+      "                         blocking work (1-1024, default 10)\n"
+      "  --monitor-ms=N         GROVE_MONITOR_MS: report on stderr when the hub is held\n"
+      "                         for N ms by code that never yields\n"
+      "  --dump-on-signal=SIG   GROVE_DUMP_ON_SIGNAL: print every task on SIG\n"
+      "  --no-inherit           GROVE_INHERIT=0: programs PROGRAM starts with exec run\n"
+      "                         without grove (by default they inherit it)\n"
+      "  -h, --help             print this and exit\n"
+      "  --                     end of options\n"
+      "\n"
+      "A bad option or GROVE_* value prints a message and exits with status 2.\n",
+      to);
+}
+
+[[noreturn]] void fail(const std::string& why) {
+  std::fprintf(stderr, "grove-run: %s\n", why.c_str());
+  std::fprintf(stderr, "Try 'grove-run --help'.\n");
+  std::exit(2);
+}
+
+// preload_library finds libgrove-preload.so beside grove-run (the build tree)
+// or in ../lib (an installation); GROVE_PRELOAD names it explicitly.
+std::string preload_library() {
+  if (const char* v = std::getenv("GROVE_PRELOAD"); v != nullptr && *v != '\0') {
+    if (::access(v, R_OK) != 0) fail(std::string("GROVE_PRELOAD=\"") + v + "\": no such readable file");
+    return v;
+  }
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const std::filesystem::path dir = self.parent_path();
+    for (const auto& candidate :
+         {dir / "libgrove-preload.so", dir / ".." / "lib" / "libgrove-preload.so",
+          dir / ".." / GROVE_INSTALL_LIBDIR / "libgrove-preload.so"}) {
+      if (::access(candidate.c_str(), R_OK) == 0) return std::filesystem::weakly_canonical(candidate).string();
+    }
+  }
+  fail("cannot find libgrove-preload.so beside grove-run or in ../lib (set GROVE_PRELOAD to its path)");
+}
+
+struct option_to_env {
+  std::string_view option;
+  const char* env;
+};
+
+constexpr option_to_env valued_options[] = {
+    {"--stack-size", "GROVE_STACK_SIZE"},           {"--stack-mode", "GROVE_STACK_MODE"},
+    {"--threadpool-size", "GROVE_THREADPOOL_SIZE"}, {"--monitor-ms", "GROVE_MONITOR_MS"},
+    {"--dump-on-signal", "GROVE_DUMP_ON_SIGNAL"},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int i = 1;
+  for (; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--") {
+      ++i;
+      break;
+    }
+    if (arg == "-h" || arg == "--help") {
+      usage(stdout);
+      return 0;
+    }
+    if (arg == "--no-inherit") {
+      ::setenv("GROVE_INHERIT", "0", 1);
+      continue;
+    }
+    if (arg.size() < 2 || arg[0] != '-') break;  // the program
+    bool known = false;
+    for (const auto& [option, env] : valued_options) {
+      if (arg.substr(0, option.size()) != option) continue;
+      std::string value;
+      if (arg.size() > option.size() && arg[option.size()] == '=') {
+        value = arg.substr(option.size() + 1);
+      } else if (arg.size() == option.size()) {
+        if (i + 1 >= argc) fail(std::string(option) + " needs a value");
+        value = argv[++i];
+      } else {
+        continue;
+      }
+      ::setenv(env, value.c_str(), 1);
+      known = true;
+      break;
+    }
+    if (!known) fail("unknown option " + std::string(arg));
+  }
+  if (i >= argc) fail("no program to run");
+
+  // Check the settings here, so a bad one is reported before the program runs.
+  grove::check_settings();
+
+  std::string preload = preload_library();
+#ifdef GROVE_ASAN_RUNTIME
+  // A grove built with AddressSanitizer needs its runtime first in the list.
+  preload = std::string(GROVE_ASAN_RUNTIME) + ":" + preload;
+#endif
+  if (const char* old = std::getenv("LD_PRELOAD"); old != nullptr && *old != '\0') preload += std::string(":") + old;
+  ::setenv("LD_PRELOAD", preload.c_str(), 1);
+  ::execvp(argv[i], argv + i);
+  const int err = errno;
+  std::fprintf(stderr, "grove-run: %s: %s\n", argv[i], std::strerror(err));
+  return err == ENOENT ? 127 : 126;  // as a shell reports a program it cannot run
+}

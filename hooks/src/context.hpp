@@ -1,0 +1,47 @@
+// context.hpp — when a hooked call is cooperative, and how hooks wait.
+//
+// A hooked call is cooperative when the calling thread has a hub and the
+// caller is not the hub itself (libev's own epoll_wait, reads of its wake-up
+// pipe and the hub's callbacks must reach libc). Everything else — a plain
+// thread, grove's thread-pool workers, the time before main's hub exists and
+// after it is gone — goes straight to libc: one thread-local load and a
+// compare, no syscall.
+#pragma once
+
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+
+#include <grove/detail/wait.hpp>
+
+namespace grove::hooks {
+
+// cooperative tells whether the caller may block on its thread's hub.
+[[gnu::always_inline]] inline bool cooperative() noexcept {
+  detail::hub_core* h = detail::tls_hub;
+  return h != nullptr && h->ts->current != h->greenlet && !h->closing;
+}
+
+// deadline: a point in time on the hub's clock; `none` means wait forever.
+using clock = std::chrono::steady_clock;
+struct limit {
+  clock::time_point at{};
+  bool forever = true;
+  static limit after(std::chrono::nanoseconds d) { return {clock::now() + d, false}; }
+  static limit never() { return {}; }
+  bool passed() const { return !forever && clock::now() >= at; }
+};
+
+enum class waited { ready, timed_out, failed };
+
+// wait_fd blocks the calling task until fd is readable (or writable) or the
+// limit passes. failed: the fd was closed meanwhile or cannot be waited on, and
+// errno says why (EBADF for a close). Interruptions of the task (kill, a
+// grove::timeout scope, loop_exit) propagate as exceptions, as they do from any
+// blocking call in a task.
+waited wait_fd(int fd, bool for_read, limit l);
+
+// sleep_until blocks the calling task until the limit passes (never forever).
+void sleep_until(limit l);
+
+}  // namespace grove::hooks

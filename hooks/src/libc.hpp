@@ -1,0 +1,113 @@
+// libc.hpp — the real libc functions behind every hook.
+//
+// A hook that passes a call on must reach the next definition of the symbol
+// (libc's), never itself: each is looked up once with dlsym(RTLD_NEXT) and kept
+// in a plain pointer. The lookup happens in a constructor that runs before the
+// program's, and again on first use for calls made before it (another
+// library's constructor, the dynamic loader's start-up): dlsym does not call any
+// hooked function, so there is no recursion. Racing first uses store the same
+// value.
+#pragma once
+
+#include <dirent.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+
+namespace grove::hooks {
+
+// GROVE_LIBC_FUNCTIONS(X) lists every hooked symbol once: X(name, type).
+#define GROVE_LIBC_FUNCTIONS(X)                                                                                   \
+  X(sleep, unsigned int (*)(unsigned int))                                                                        \
+  X(usleep, int (*)(useconds_t))                                                                                  \
+  X(nanosleep, int (*)(const timespec*, timespec*))                                                               \
+  X(clock_nanosleep, int (*)(clockid_t, int, const timespec*, timespec*))                                         \
+  X(socket, int (*)(int, int, int))                                                                               \
+  X(socketpair, int (*)(int, int, int, int*))                                                                     \
+  X(connect, int (*)(int, const sockaddr*, socklen_t))                                                            \
+  X(accept, int (*)(int, sockaddr*, socklen_t*))                                                                  \
+  X(accept4, int (*)(int, sockaddr*, socklen_t*, int))                                                            \
+  X(read, ssize_t (*)(int, void*, size_t))                                                                        \
+  X(readv, ssize_t (*)(int, const iovec*, int))                                                                   \
+  X(write, ssize_t (*)(int, const void*, size_t))                                                                 \
+  X(writev, ssize_t (*)(int, const iovec*, int))                                                                  \
+  X(recv, ssize_t (*)(int, void*, size_t, int))                                                                   \
+  X(recvfrom, ssize_t (*)(int, void*, size_t, int, sockaddr*, socklen_t*))                                        \
+  X(recvmsg, ssize_t (*)(int, msghdr*, int))                                                                      \
+  X(recvmmsg, int (*)(int, mmsghdr*, unsigned int, int, timespec*))                                               \
+  X(send, ssize_t (*)(int, const void*, size_t, int))                                                             \
+  X(sendto, ssize_t (*)(int, const void*, size_t, int, const sockaddr*, socklen_t))                               \
+  X(sendmsg, ssize_t (*)(int, const msghdr*, int))                                                                \
+  X(sendmmsg, int (*)(int, mmsghdr*, unsigned int, int))                                                          \
+  X(sendfile, ssize_t (*)(int, int, off_t*, size_t))                                                              \
+  X(close, int (*)(int))                                                                                          \
+  X(shutdown, int (*)(int, int))                                                                                  \
+  X(dup, int (*)(int))                                                                                            \
+  X(dup2, int (*)(int, int))                                                                                      \
+  X(dup3, int (*)(int, int, int))                                                                                 \
+  X(fcntl, int (*)(int, int, ...))                                                                                \
+  X(ioctl, int (*)(int, unsigned long, ...))                                                                      \
+  X(setsockopt, int (*)(int, int, int, const void*, socklen_t))                                                   \
+  X(getsockopt, int (*)(int, int, int, void*, socklen_t*))                                                        \
+  X(pipe, int (*)(int*))                                                                                          \
+  X(pipe2, int (*)(int*, int))                                                                                    \
+  X(poll, int (*)(pollfd*, nfds_t, int))                                                                          \
+  X(ppoll, int (*)(pollfd*, nfds_t, const timespec*, const sigset_t*))                                            \
+  X(select, int (*)(int, fd_set*, fd_set*, fd_set*, timeval*))                                                    \
+  X(pselect, int (*)(int, fd_set*, fd_set*, fd_set*, const timespec*, const sigset_t*))                           \
+  X(epoll_wait, int (*)(int, epoll_event*, int, int))                                                             \
+  X(epoll_pwait, int (*)(int, epoll_event*, int, int, const sigset_t*))                                           \
+  X(getaddrinfo, int (*)(const char*, const char*, const addrinfo*, addrinfo**))                                  \
+  X(getnameinfo, int (*)(const sockaddr*, socklen_t, char*, socklen_t, char*, socklen_t, int))                    \
+  X(gethostbyname, hostent* (*)(const char*))                                                                     \
+  X(gethostbyname_r, int (*)(const char*, hostent*, char*, size_t, hostent**, int*))                              \
+  X(gethostbyaddr, hostent* (*)(const void*, socklen_t, int))                                                     \
+  X(__read_chk, ssize_t (*)(int, void*, size_t, size_t))                                                          \
+  X(__recv_chk, ssize_t (*)(int, void*, size_t, size_t, int))                                                     \
+  X(__recvfrom_chk, ssize_t (*)(int, void*, size_t, size_t, int, sockaddr*, socklen_t*))                          \
+  X(__poll_chk, int (*)(pollfd*, nfds_t, int, size_t))                                                            \
+  X(__ppoll_chk, int (*)(pollfd*, nfds_t, const timespec*, const sigset_t*, size_t))
+
+// fn::NAME is the type of a pointer to libc's NAME.
+namespace fn {
+#define GROVE_REAL_TYPE(name, type) using name = type;
+GROVE_LIBC_FUNCTIONS(GROVE_REAL_TYPE)
+#undef GROVE_REAL_TYPE
+}  // namespace fn
+
+// real_functions holds libc's definition of every hooked symbol.
+struct real_functions {
+#define GROVE_REAL_MEMBER(name, type) std::atomic<fn::name> name##_{nullptr};
+  GROVE_LIBC_FUNCTIONS(GROVE_REAL_MEMBER)
+#undef GROVE_REAL_MEMBER
+};
+extern real_functions real_fns;
+
+// lookup finds libc's `name`, ending the process with a message if there is none.
+void* lookup(const char* name) noexcept;
+
+// real_of returns libc's definition of a hooked symbol, looking it up on first use.
+#define GROVE_REAL_ACCESSOR(name, type)                                                     \
+  [[gnu::always_inline]] inline fn::name real_##name() noexcept {                          \
+    fn::name f = real_fns.name##_.load(std::memory_order_relaxed);                         \
+    if (f == nullptr) [[unlikely]] {                                                       \
+      f = reinterpret_cast<fn::name>(lookup(#name));                                       \
+      real_fns.name##_.store(f, std::memory_order_relaxed);                                \
+    }                                                                                      \
+    return f;                                                                              \
+  }
+GROVE_LIBC_FUNCTIONS(GROVE_REAL_ACCESSOR)
+#undef GROVE_REAL_ACCESSOR
+
+// resolve_all looks every symbol up now (run by a constructor).
+void resolve_all() noexcept;
+
+}  // namespace grove::hooks

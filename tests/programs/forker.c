@@ -1,0 +1,36 @@
+/* forker.c — fork and wait: the child sleeps and writes to a pipe, the parent
+ * reads it in blocking style; the child forks again. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int main(void) {
+  int p[2];
+  if (pipe(p) != 0) return 1;
+  fflush(stdout);
+  const pid_t child = fork();
+  if (child == 0) {
+    close(p[0]);
+    usleep(50000);
+    const pid_t grandchild = fork();
+    if (grandchild == 0) {
+      usleep(50000);
+      if (write(p[1], "from the grandchild\n", 20) != 20) _exit(1);
+      _exit(0);
+    }
+    waitpid(grandchild, NULL, 0);
+    if (write(p[1], "from the child\n", 15) != 15) _exit(1);
+    _exit(7);
+  }
+  close(p[1]);
+  char buf[128];
+  ssize_t n;
+  size_t got = 0;
+  while ((n = read(p[0], buf + got, sizeof buf - got)) > 0) got += (size_t)n;
+  printf("%.*s", (int)got, buf);
+  int status = 0;
+  waitpid(child, &status, 0);
+  printf("child exited with %d\n", WEXITSTATUS(status));
+  return 0;
+}
