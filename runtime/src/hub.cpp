@@ -104,6 +104,7 @@ hub_state::~hub_state() {
   stop_diagnostics();
   if (greenlet->state.load(std::memory_order_relaxed) == run_state::active) kill_greenlet(greenlet);
   release(greenlet);
+  stop_unwatched(*this);
   ev_async_stop(loop, &async);
   ev_loop_destroy(loop);
   tls_hub = nullptr;
@@ -115,6 +116,7 @@ void hub_state::run() {
     run_ready(woken, woken.size());  // what the last poll woke goes first, as gevent's callbacks do
     run_ready(ready, batch);
     if (!ready.empty() || !woken.empty()) {
+      stop_unwatched(*this);
       ev_run(loop, EVRUN_NOWAIT);  // a busy ready ring must not starve timers and I/O
       stale_clock = false;
       run_posts();
@@ -175,6 +177,7 @@ void hub_state::idle() {
   // back, a slice at a time; while some are left, poll without sleeping.
   stack_pool& stacks = static_cast<thread_state*>(ts)->pool;
   const bool trimming = stacks.has_excess() && stacks.trim_excess(256);
+  stop_unwatched(*this);
   if (outside) ev_ref(loop);  // wait for the async watcher too
   const int active = ev_run(loop, trimming ? EVRUN_NOWAIT : EVRUN_ONCE);
   if (outside) ev_unref(loop);
@@ -222,21 +225,14 @@ void hub_state::run_posts() {
   }
 }
 
-// Parked tasks are found through the task registry; only other greenlets (a
-// thread's main one, raw greenlets) are kept on the parked list. Linking every
-// task there would touch its neighbours' stacks on each park and wake.
-void hub_state::link_parked(waiter& w) noexcept {
-  ++parked;
-  if (w.g->task != nullptr) return;
+void hub_state::link_parked_other(waiter& w) noexcept {
   w.park_prev = nullptr;
   w.park_next = parked_head;
   if (parked_head != nullptr) parked_head->park_prev = &w;
   parked_head = &w;
 }
 
-void hub_state::unlink_parked(waiter& w) noexcept {
-  --parked;
-  if (w.g->task != nullptr) return;
+void hub_state::unlink_parked_other(waiter& w) noexcept {
   if (w.park_prev != nullptr) {
     w.park_prev->park_next = w.park_next;
   } else {
@@ -245,8 +241,6 @@ void hub_state::unlink_parked(waiter& w) noexcept {
   if (w.park_next != nullptr) w.park_next->park_prev = w.park_prev;
   w.park_prev = w.park_next = nullptr;
 }
-
-hub_state& state_of(hub_core& h) noexcept { return static_cast<hub_state&>(h); }
 
 hub_core& make_hub() {
   if (tls_hub == nullptr) {
@@ -284,14 +278,18 @@ struct keep_alive {
   greenlet_core* g_;
 };
 
-greenlet_core* blockable_current(hub_core& h) {
+[[noreturn, gnu::cold, gnu::noinline]] void refuse_blocking_in_hub() {
+  throw error(
+      "grove: a blocking call was made in the hub itself (from a callback the hub runs, such as a post); such "
+      "callbacks must not block: spawn a task for blocking work");
+}
+
+inline greenlet_core* blockable_current(hub_core& h) {
   greenlet_core* self = h.ts->current;
-  if (self == h.greenlet) {
-    throw error(
-        "grove: a blocking call was made in the hub itself (from a callback the hub runs, such as a post); such "
-        "callbacks must not block: spawn a task for blocking work");
-  }
-  if (h.closing) throw greenlet_exit{};
+  if (self == h.greenlet) [[unlikely]]
+    refuse_blocking_in_hub();
+  if (h.closing) [[unlikely]]
+    throw greenlet_exit{};
   return self;
 }
 
@@ -309,16 +307,41 @@ void to_hub(hub_core& h) {
   t.transfer.reset();
 }
 
-bool park(waiter& w, deadline d) {
-  hub_core& h = current_hub();
-  greenlet_core* self = blockable_current(h);
-  check_interrupts(self);
-  w.g = self;
-  w.state = waiter::status::waiting;
-  w.handoff = false;
-  if (d != forever && d <= clock::now()) return false;  // a zero limit: just a check
-  timer limit;
-  if (d != forever) limit.start(d, on_park_deadline, &w);
+namespace {
+
+// leave_parked switches away from a greenlet that has just parked: straight to
+// the next woken (then ready) greenlet when a plain jump can enter it, as
+// yield's fast path does, so that a wake costs one switch rather than two
+// through the hub; otherwise to the hub. The hub runs every woken greenlet
+// before it polls again anyway, so those hand-overs are free; ones from the
+// ready ring spend direct_budget, which bounds how long they go on before the
+// hub polls I/O. The hub's loop resumes, whenever a greenlet next switches to
+// it, as after any switch of its own.
+void leave_parked(hub_core& h) {
+  thread_core& t = *h.ts;
+  const bool from_woken = !h.woken.empty();
+  if (from_woken || (h.direct_budget > 0 && !h.ready.empty())) {
+    ready_ring& ring = from_woken ? h.woken : h.ready;
+    greenlet_core* next = ring.front();
+    if (next != nullptr && fast_switch_possible(&t, next)) {
+      ring.pop();
+      if (!from_woken) --h.direct_budget;
+      state_of(h).stale_clock = true;
+      if (h.monitoring) [[unlikely]]
+        note_switch(h, next);
+      jump(t, next);
+      if (t.transfer_error) [[unlikely]]
+        rethrow_transfer(t);
+      t.transfer.reset();
+      return;
+    }
+  }
+  to_hub(h);
+}
+
+// park_here links w as parked, switches away (leave_parked), and reads how w's
+// wait ended once we are resumed. The deadline's timer, if any, is the caller's.
+bool park_here(hub_core& h, greenlet_core* self, waiter& w) {
   keep_alive hold(self);
   hub_state& hs = state_of(h);
   hs.link_parked(w);
@@ -331,7 +354,7 @@ bool park(waiter& w, deadline d) {
       hs.unlink_parked(w);
     }
   } on_exit{hs, w};
-  to_hub(h);
+  leave_parked(h);
   switch (w.state) {
     case waiter::status::woken:
       if (!w.handoff) check_interrupts(self);
@@ -348,6 +371,28 @@ bool park(waiter& w, deadline d) {
   throw error(
       "grove: a greenlet parked on the hub was resumed by a direct switch_to; a greenlet that waits on the hub must "
       "be left to the hub");
+}
+
+// park_timed is park with a deadline: out of line, so that the timer's room is
+// only on the stack of waits that have one (a parked connection's stack stays shallow).
+[[gnu::noinline]] bool park_timed(hub_core& h, greenlet_core* self, waiter& w, deadline d) {
+  if (d <= clock::now()) return false;  // a zero limit: just a check
+  timer limit;
+  limit.start(d, on_park_deadline, &w);
+  return park_here(h, self, w);
+}
+
+}  // namespace
+
+bool park(waiter& w, deadline d) {
+  hub_core& h = current_hub();
+  greenlet_core* self = blockable_current(h);
+  check_interrupts(self);
+  w.g = self;
+  w.state = waiter::status::waiting;
+  w.handoff = false;
+  if (d != forever) return park_timed(h, self, w, d);
+  return park_here(h, self, w);
 }
 
 void interrupt(greenlet_core* g, std::exception_ptr e) {

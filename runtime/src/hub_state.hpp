@@ -27,6 +27,7 @@ struct fd_watch {
   ev_io io;
   wait_list waiters;
   hub_state* hub = nullptr;
+  bool stop_queued = false;  // on hub_state::unwatched
 };
 struct fd_entry {
   fd_watch read;
@@ -49,8 +50,19 @@ struct hub_state : hub_core {
   void idle();
   void post(std::function<void()> callback);
   void run_posts();
-  void link_parked(waiter& w) noexcept;
-  void unlink_parked(waiter& w) noexcept;
+  // Parked tasks are found through the task registry; only other greenlets (a
+  // thread's main one, raw greenlets) are kept on the parked list. Linking every
+  // task there would touch its neighbours' stacks on each park and wake.
+  void link_parked(waiter& w) noexcept {
+    ++parked;
+    if (w.g->task == nullptr) link_parked_other(w);
+  }
+  void unlink_parked(waiter& w) noexcept {
+    --parked;
+    if (w.g->task == nullptr) unlink_parked_other(w);
+  }
+  void link_parked_other(waiter& w) noexcept;
+  void unlink_parked_other(waiter& w) noexcept;
   // for_each_parked calls f on every parked waiter: tasks' and others'.
   template <class F>
   void for_each_parked(F&& f);
@@ -70,6 +82,7 @@ struct hub_state : hub_core {
   int jobs_in_flight = 0;                      // run_in_thread jobs not yet returned
   std::shared_ptr<pool_state> pool;            // run_in_thread's threads, started lazily
   std::vector<std::unique_ptr<fd_entry>> fds;  // by descriptor: its readiness watchers (io.cpp)
+  std::vector<fd_watch*> unwatched;            // watchers whose last waiter left: stopped before the next poll
   bool stale_clock = false;                    // tasks ran since libev last read the clock
   std::size_t batch = 256;                     // ready greenlets run between two polls
   waiter* parked_head = nullptr;               // parked greenlets that are not tasks (see link_parked)
@@ -91,7 +104,7 @@ struct hub_state : hub_core {
   bool dump_signal_active = false;
 };
 
-hub_state& state_of(hub_core& h) noexcept;
+inline hub_state& state_of(hub_core& h) noexcept { return static_cast<hub_state&>(h); }
 
 // describe_greenlet names g for messages: a task's name, "the main greenlet"...
 std::string describe_greenlet(greenlet_core* g);
@@ -102,6 +115,10 @@ void enter_greenlet(greenlet_core* g);
 // kill_greenlet throws greenlet_exit into suspended g, made a child of the
 // current greenlet, and returns whether it died.
 bool kill_greenlet(greenlet_core* g) noexcept;
+
+// stop_unwatched stops the fd watchers that nobody waits on any more. The hub
+// calls it before every poll, so that libev never watches an fd for nobody.
+void stop_unwatched(hub_state& h) noexcept;
 
 // forget_fd wakes every task waiting on fd with EBADF and stops watching it.
 void forget_fd(hub_state& h, int fd) noexcept;

@@ -1,6 +1,14 @@
 // io.cpp — fd readiness on the hub: one level-triggered ev_io per fd and
-// direction, active only while tasks wait on it; each readiness wakes the
-// longest waiter (the next poll wakes the next one if the fd stays ready).
+// direction, active while tasks wait on it; each readiness wakes the longest
+// waiter (the next poll wakes the next one if the fd stays ready).
+//
+// A watcher whose last waiter leaves is not stopped at once: it is queued, and
+// the hub stops what is still unwatched just before it next polls
+// (stop_unwatched). A task that handles what woke it and waits on the same fd
+// again before that poll (a server's recv loop) so finds its watcher still
+// armed, and costs libev nothing: no ev_io_stop/ev_io_start, no fd change to
+// reify. Between two polls libev never looks at watchers, so as far as the
+// kernel and libev can tell this is the same as stopping at once.
 #include <grove/io.hpp>
 
 #include <unistd.h>
@@ -16,57 +24,80 @@ namespace {
 
 constexpr int closed_while_waiting = EBADF;
 
-void on_ready(struct ev_loop* loop, ev_io* w, int) {
+// unwatch queues watch for stop_unwatched once no waiter is left on it.
+[[gnu::always_inline]] inline void unwatch(fd_watch& watch) noexcept {
+  if (watch.stop_queued || !ev_is_active(&watch.io) || watch.waiters.has_waiting()) return;
+  watch.stop_queued = true;
+  auto& queue = watch.hub->unwatched;
+  // Room for every watch was reserved as it was made (new_entry): never reallocates.
+  queue.push_back(&watch);
+}
+
+void on_ready(struct ev_loop*, ev_io* w, int) {
   auto* watch = static_cast<fd_watch*>(w->data);
   if (waiter* first = watch->waiters.pop_waiting()) {
     first->state = waiter::status::woken;
     watch->hub->woken.push(first->g);
   }
-  if (!watch->waiters.has_waiting()) ev_io_stop(loop, w);
+  unwatch(*watch);
 }
 
-fd_entry& entry_for(hub_state& h, int fd) {
+[[gnu::noinline]] fd_entry& new_entry(hub_state& h, int fd) {
   if (static_cast<std::size_t>(fd) >= h.fds.size()) h.fds.resize(static_cast<std::size_t>(fd) + 1);
   auto& slot = h.fds[static_cast<std::size_t>(fd)];
-  if (!slot) {
-    slot = std::make_unique<fd_entry>();
-    ev_io_init(&slot->read.io, on_ready, fd, EV_READ);
-    ev_io_init(&slot->write.io, on_ready, fd, EV_WRITE);
-    slot->read.io.data = &slot->read;
-    slot->write.io.data = &slot->write;
-    slot->read.hub = slot->write.hub = &h;
-  }
+  slot = std::make_unique<fd_entry>();
+  ev_io_init(&slot->read.io, on_ready, fd, EV_READ);
+  ev_io_init(&slot->write.io, on_ready, fd, EV_WRITE);
+  slot->read.io.data = &slot->read;
+  slot->write.io.data = &slot->write;
+  slot->read.hub = slot->write.hub = &h;
+  // Two queued stops per descriptor at most: room for them now, so that
+  // unwatch (in a libev callback or a destructor) never allocates.
+  if (h.unwatched.capacity() < 2 * h.fds.size()) h.unwatched.reserve(4 * h.fds.size());
   return *slot;
 }
 
+inline fd_entry& entry_for(hub_state& h, int fd) {
+  if (static_cast<std::size_t>(fd) < h.fds.size()) [[likely]] {
+    if (fd_entry* e = h.fds[static_cast<std::size_t>(fd)].get()) [[likely]]
+      return *e;
+  }
+  return new_entry(h, fd);
+}
+
+[[noreturn, gnu::cold, gnu::noinline]] void throw_ebadf(const char* what) {
+  throw std::system_error(EBADF, std::generic_category(), what);
+}
+
 bool wait_fd(int fd, bool readable, deadline d) {
-  if (fd < 0) throw std::system_error(EBADF, std::generic_category(), "grove: waiting on a negative descriptor");
+  if (fd < 0) [[unlikely]]
+    throw_ebadf("grove: waiting on a negative descriptor");
   hub_state& h = state_of(current_hub());
   fd_entry& e = entry_for(h, fd);
-  if (e.closed) {
+  if (e.closed) [[unlikely]] {
     ev_io_set(&e.read.io, fd, EV_READ);
     ev_io_set(&e.write.io, fd, EV_WRITE);
     e.closed = false;
   }
   fd_watch& watch = readable ? e.read : e.write;
   int outcome = 0;
-  listed_waiter w(watch.waiters, readable ? "readable fd" : "writable fd", nullptr);
+  struct fd_waiter : listed_waiter {
+    fd_waiter(fd_watch& w_, const char* what_) : listed_waiter(w_.waiters, what_, nullptr), watch(w_) {}
+    fd_waiter(const fd_waiter&) = delete;
+    fd_waiter& operator=(const fd_waiter&) = delete;
+    // Every way out of the wait (woken, timed out, interrupted, or refused
+    // before parking) leaves the list, then lets the watcher go if it was the last.
+    ~fd_waiter() {
+      list.remove(*this);
+      unwatch(watch);
+    }
+    fd_watch& watch;
+  } w(watch, readable ? "readable fd" : "writable fd");
   w.slot = &outcome;
   if (!ev_is_active(&watch.io)) ev_io_start(h.loop, &watch.io);
-  struct stop_when_unwatched {
-    hub_state& h;
-    fd_watch& watch;
-    listed_waiter& w;
-    ~stop_when_unwatched() {
-      watch.waiters.remove(w);
-      if (!watch.waiters.has_waiting() && ev_is_active(&watch.io)) ev_io_stop(h.loop, &watch.io);
-    }
-  } tidy{h, watch, w};
   const bool ready = park(w, d);
-  if (outcome == closed_while_waiting) {
-    throw std::system_error(EBADF, std::generic_category(),
-                            "grove: the descriptor was closed while a task waited on it");
-  }
+  if (outcome == closed_while_waiting) [[unlikely]]
+    throw_ebadf("grove: the descriptor was closed while a task waited on it");
   return ready;
 }
 
@@ -78,6 +109,14 @@ void wake_closed(fd_watch& watch) {
 }
 
 }  // namespace
+
+void stop_unwatched(hub_state& h) noexcept {
+  for (fd_watch* watch : h.unwatched) {
+    watch->stop_queued = false;
+    if (!watch->waiters.has_waiting() && ev_is_active(&watch->io)) ev_io_stop(h.loop, &watch->io);
+  }
+  h.unwatched.clear();
+}
 
 void forget_fd(hub_state& h, int fd) noexcept {
   if (fd < 0 || static_cast<std::size_t>(fd) >= h.fds.size() || !h.fds[static_cast<std::size_t>(fd)]) return;

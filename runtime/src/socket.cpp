@@ -176,20 +176,38 @@ socket& socket::operator=(socket&& o) noexcept {
 }
 
 void socket::close() noexcept {
+  drained_ = false;
   if (fd_ >= 0) grove::close(std::exchange(fd_, -1));
 }
 
+namespace {
+
+[[noreturn, gnu::cold, gnu::noinline]] void throw_closed(const char* what) {
+  throw std::system_error(EBADF, std::generic_category(), std::string("grove::socket::") + what);
+}
+
+[[noreturn, gnu::cold, gnu::noinline]] void throw_timed_out(const char* what, std::chrono::nanoseconds limit) {
+  throw timeout_error(nullptr, std::string("grove::socket::") + what + ": timed out after " + describe_limit(limit));
+}
+
+// ready_in_time blocks until fd is readable (or writable), within limit if
+// there is one: false if it passed first. The error paths are out of line,
+// to keep this frame, which a parked connection's stack holds, small.
+bool ready_in_time(int fd, const std::optional<std::chrono::nanoseconds>& limit, bool readable, const char* what) {
+  if (fd < 0) [[unlikely]]
+    throw_closed(what);
+  if (!limit) {
+    readable ? wait_readable(fd) : wait_writable(fd);
+    return true;
+  }
+  return readable ? wait_readable(fd, *limit) : wait_writable(fd, *limit);
+}
+
+}  // namespace
+
 void socket::wait(bool readable, const char* what) {
-  if (fd_ < 0) throw std::system_error(EBADF, std::generic_category(), std::string("grove::socket::") + what);
-  if (!timeout_) {
-    readable ? wait_readable(fd_) : wait_writable(fd_);
-    return;
-  }
-  const bool ready = readable ? wait_readable(fd_, *timeout_) : wait_writable(fd_, *timeout_);
-  if (!ready) {
-    throw timeout_error(nullptr,
-                        std::string("grove::socket::") + what + ": timed out after " + describe_limit(*timeout_));
-  }
+  if (!ready_in_time(fd_, timeout_, readable, what)) [[unlikely]]
+    throw_timed_out(what, *timeout_);
 }
 
 void socket::connect(const address& a) {
@@ -244,11 +262,21 @@ std::pair<socket, address> socket::accept() {
 }
 
 std::size_t socket::recv(void* buf, std::size_t len) {
+  // A short read emptied the socket, and in request/response traffic nothing
+  // comes until we have answered: wait for readiness first rather than spend
+  // a recv on EAGAIN for every message. Readiness is level-triggered, so what
+  // did arrive meanwhile is reported at the hub's next poll. If this socket's
+  // time limit passes first, one last recv decides.
+  const bool late = drained_ && !ready_in_time(fd_, timeout_, true, "recv");
   for (;;) {
     const ssize_t n = ::recv(fd_, buf, len, 0);
-    if (n >= 0) return static_cast<std::size_t>(n);
+    if (n >= 0) {
+      drained_ = n > 0 && static_cast<std::size_t>(n) < len;
+      return static_cast<std::size_t>(n);
+    }
     if (errno == EINTR) continue;
     if (!would_block(errno)) fail("grove::socket::recv");
+    if (late) throw_timed_out("recv", *timeout_);
     wait(true, "recv");
   }
 }

@@ -50,10 +50,12 @@ void stream_server::accept_loop() {
     try {
       auto [conn, peer] = listener_.accept();
       if (where_.family() != AF_UNIX) conn.set_option(IPPROTO_TCP, TCP_NODELAY, 1);
+      // The wrapper takes the socket and the address by reference: the task
+      // keeps them, and copies here would sit on a parked handler's stack.
       handlers_->spawn(  // a pool waits here while full
-          [this](socket c, grove::address p) {
+          [this](socket&& c, grove::address&& p) {
             *serving_ = this;
-            handler_(std::move(c), p);
+            handler_(std::move(c), std::move(p));
           },
           std::move(conn), peer);
     } catch (const std::system_error& e) {

@@ -135,6 +135,7 @@ class socket {
   // wait blocks until readable (or writable) within this socket's timeout.
   void wait(bool readable, const char* what);
   int fd_ = -1;
+  bool drained_ = false;  // the last recv was short: the next one waits for readiness first
   std::optional<std::chrono::nanoseconds> timeout_;
 };
 

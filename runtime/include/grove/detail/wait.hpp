@@ -9,6 +9,10 @@
 //        ▲                          │
 //        └────────jump──────────────┘  after wake(w): T was pushed on the ready ring
 //
+// (A greenlet that parks while another is ready jumps straight to that one
+// instead, as yield does: the hub's loop is only re-entered when nothing that
+// a plain jump can enter is ready, or after a batch of such hand-overs.)
+//
 // Interrupts (a kill, a timeout scope firing, loop_exit) reach a parked greenlet
 // at once, and any other greenlet at its next blocking call. A waiter woken
 // with a hand-off (an item, a permit, a lock) returns it even when an interrupt
@@ -41,16 +45,17 @@ inline deadline deadline_after(std::chrono::nanoseconds d) noexcept {
 }
 
 // waiter is one greenlet's wait: it lives on the waiting greenlet's stack.
+// The flags sit together: a waiter is on the stack of every parked greenlet.
 struct waiter {
   enum class status : std::uint8_t { waiting, woken, timed_out, interrupted };
   greenlet_core* g = nullptr;
   status state = status::waiting;
   bool handoff = false;      // woken with something handed over that the wait must return
+  bool linked = false;       // on a wait_list
   const char* what = "";     // what it waits for, for dump_tasks
   const void* on = nullptr;  // the object it waits on, for dump_tasks
   waiter* prev = nullptr;    // wait_list links
   waiter* next = nullptr;
-  bool linked = false;
   void* slot = nullptr;               // the hand-off's payload, where there is one
   void (*notify)(waiter&) = nullptr;  // if set, wake calls it instead of scheduling g
   waiter* park_prev = nullptr;        // the hub's list of parked waiters
