@@ -120,10 +120,6 @@ int main(int argc, char** argv) {
   grove::check_settings();
 
   std::string preload = preload_library();
-#ifdef GROVE_ASAN_RUNTIME
-  // A grove built with AddressSanitizer needs its runtime first in the list.
-  preload = std::string(GROVE_ASAN_RUNTIME) + ":" + preload;
-#endif
   if (const char* old = std::getenv("LD_PRELOAD"); old != nullptr && *old != '\0') preload += std::string(":") + old;
   ::setenv("LD_PRELOAD", preload.c_str(), 1);
   ::execvp(argv[i], argv + i);

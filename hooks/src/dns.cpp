@@ -157,13 +157,13 @@ int getaddrinfo(const char* node, const char* service, const addrinfo* hints, ad
       hints_copy->ai_socktype = hints->ai_socktype;
       hints_copy->ai_protocol = hints->ai_protocol;
     }
-    addrinfo_outcome out = offload([node_copy = optional_string(node), service_copy = optional_string(service),
-                                    hints_copy] {
-      addrinfo* list = nullptr;
-      const int rc = real_getaddrinfo()(c_str(node_copy), c_str(service_copy), hints_copy ? &*hints_copy : nullptr,
-                                        &list);
-      return addrinfo_outcome{rc, addrinfo_list(rc == 0 ? list : nullptr)};
-    });
+    addrinfo_outcome out =
+        offload([node_copy = optional_string(node), service_copy = optional_string(service), hints_copy] {
+          addrinfo* list = nullptr;
+          const int rc =
+              real_getaddrinfo()(c_str(node_copy), c_str(service_copy), hints_copy ? &*hints_copy : nullptr, &list);
+          return addrinfo_outcome{rc, addrinfo_list(rc == 0 ? list : nullptr)};
+        });
     // As glibc: *res is written on success only.
     if (out.rc == 0) *res = out.list.release();
     return out.rc;
@@ -188,8 +188,8 @@ int getnameinfo(const sockaddr* sa, socklen_t salen, char* host, socklen_t hostl
         offload([addr = bytes(sa, salen), has_addr = sa != nullptr, salen, host_copy = std::move(host_copy),
                  has_host = host != nullptr, hostlen, serv_copy = std::move(serv_copy), has_serv = serv != nullptr,
                  servlen, flags]() mutable {
-          const int rc = real_getnameinfo()(has_addr ? reinterpret_cast<const sockaddr*>(addr.data()) : nullptr,
-                                            salen, has_host ? host_copy.data() : nullptr, hostlen,
+          const int rc = real_getnameinfo()(has_addr ? reinterpret_cast<const sockaddr*>(addr.data()) : nullptr, salen,
+                                            has_host ? host_copy.data() : nullptr, hostlen,
                                             has_serv ? serv_copy.data() : nullptr, servlen, flags);
           return nameinfo_outcome{rc, std::move(host_copy), std::move(serv_copy)};
         });
@@ -231,16 +231,19 @@ hostent* gethostbyaddr(const void* addr, socklen_t len, int type) {
 
 int gethostbyname_r(const char* name, hostent* ret, char* buf, size_t buflen, hostent** result, int* h_errnop) {
   if (!cooperative()) return real_gethostbyname_r()(name, ret, buf, buflen, result, h_errnop);
+  // A buffer we would not copy (a length that is really "whatever"): libc's call, here.
+  constexpr std::size_t largest_mirror = std::size_t{64} << 20;
+  if (buflen > largest_mirror) return real_gethostbyname_r()(name, ret, buf, buflen, result, h_errnop);
   try {
-    hostent_r_outcome out = offload([name_copy = optional_string(name), buffer = mirror_buffer(buf, buflen),
-                                     buflen]() mutable {
-      hostent entry{};
-      hostent* found = nullptr;
-      int herr = 0;
-      const int rc = real_gethostbyname_r()(c_str(name_copy), &entry, buffer.data(), buflen, &found, &herr);
-      // Moving the vector keeps its storage, so entry's pointers stay good.
-      return hostent_r_outcome{rc, found != nullptr, herr, entry, std::move(buffer)};
-    });
+    hostent_r_outcome out =
+        offload([name_copy = optional_string(name), buffer = mirror_buffer(buf, buflen), buflen]() mutable {
+          hostent entry{};
+          hostent* found = nullptr;
+          int herr = 0;
+          const int rc = real_gethostbyname_r()(c_str(name_copy), &entry, buffer.data(), buflen, &found, &herr);
+          // Moving the vector keeps its storage, so entry's pointers stay good.
+          return hostent_r_outcome{rc, found != nullptr, herr, entry, std::move(buffer)};
+        });
     char* from = out.buffer.data();
     if (buflen > 0) std::memcpy(buf, from, buflen);
     if (out.found) {

@@ -79,7 +79,9 @@ fd_info probe(int fd, bool& is_open) noexcept {
     info.stream = real_getsockopt()(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
     info.recv_timeout = timeout_option(fd, SO_RCVTIMEO);
     info.send_timeout = timeout_option(fd, SO_SNDTIMEO);
-  } else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {
+  } else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || (st.st_mode & S_IFMT) == 0) {
+    // No type bits: an anonymous inode (eventfd, timerfd, signalfd, inotify,
+    // pidfd, epoll), all of which poll.
     info.kind = fd_kind::pollable;
   } else {
     info.kind = fd_kind::passthrough;

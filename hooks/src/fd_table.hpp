@@ -24,7 +24,7 @@ namespace grove::hooks {
 enum class fd_kind : std::uint8_t {
   unknown,      // not looked at yet
   socket,       // waits with MSG_DONTWAIT
-  pollable,     // pipe, FIFO, tty, character device: poll first, then the call
+  pollable,     // pipe, FIFO, tty, character device, eventfd/timerfd...: poll first, then the call
   passthrough,  // regular file, directory, block device, or not open: straight to libc
 };
 

@@ -136,7 +136,7 @@ waited wait_any(const pollfd* fds, nfds_t n, const limit& l) {
     e.events = static_cast<std::uint32_t>(fds[i].events & poll_interest);
     e.data.fd = fd;
     if (::epoll_ctl(set.fd(), EPOLL_CTL_ADD, fd, &e) == 0) continue;
-    if (errno == EPERM) continue;  // a regular file or the like: poll reports it at once, never later
+    if (errno == EPERM) continue;                // a regular file or the like: poll reports it at once, never later
     if (errno != EEXIST) return waited::failed;  // closed since the look (it shows POLLNVAL now), or no room
     // The same descriptor again (poll allows it): one entry asking for all of it.
     for (nfds_t j = 0; j < i; ++j) {
@@ -183,8 +183,7 @@ int cooperate(const limit& l, Look look, Wait wait) {
 
 int poll_fds(pollfd* fds, nfds_t n, const limit& l, const timespec* zero, const sigset_t* mask, bool with_mask) {
   return cooperate(
-      l,
-      [&] { return with_mask ? real_ppoll()(fds, n, zero, mask) : real_poll()(fds, n, 0); },
+      l, [&] { return with_mask ? real_ppoll()(fds, n, zero, mask) : real_poll()(fds, n, 0); },
       [&] { return wait_any(fds, n, l); });
 }
 
@@ -285,14 +284,17 @@ int ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask) 
 int select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* timeout) {
   if (!cooperative()) return real_select()(nfds, r, w, e, timeout);
   // Invalid arguments and a zero timeout: libc answers at once, as it would.
-  if (nfds < 0 || (timeout != nullptr && (timeout->tv_sec < 0 || timeout->tv_usec < 0 ||
-                                          (timeout->tv_sec == 0 && timeout->tv_usec == 0)))) {
+  if (nfds < 0 || (timeout != nullptr &&
+                   (timeout->tv_sec < 0 || timeout->tv_usec < 0 || (timeout->tv_sec == 0 && timeout->tv_usec == 0)))) {
     return real_select()(nfds, r, w, e, timeout);
   }
-  // glibc normalises tv_usec past a second the same way.
+  // glibc takes tv_usec past a second as whole seconds too.
   limit l = limit::never();
-  if (timeout != nullptr) l = limit_after(std::chrono::seconds(std::min<time_t>(timeout->tv_sec, longest_s)) +
-                                          std::chrono::microseconds(timeout->tv_usec));
+  if (timeout != nullptr) {
+    l = limit_after(std::chrono::seconds(std::min<time_t>(timeout->tv_sec, longest_s)) +
+                    std::chrono::seconds(std::min<time_t>(timeout->tv_usec / 1'000'000, longest_s)) +
+                    std::chrono::microseconds(timeout->tv_usec % 1'000'000));
+  }
   const int result = select_fds(nfds, r, w, e, l, [&](int n) {
     timeval zero{};
     return real_select()(n, r, w, e, &zero);
@@ -303,7 +305,8 @@ int select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* timeout) {
     const auto rest = left(l);
     const auto s = std::chrono::duration_cast<std::chrono::seconds>(rest);
     timeout->tv_sec = static_cast<time_t>(s.count());
-    timeout->tv_usec = static_cast<suseconds_t>(std::chrono::duration_cast<std::chrono::microseconds>(rest - s).count());
+    timeout->tv_usec =
+        static_cast<suseconds_t>(std::chrono::duration_cast<std::chrono::microseconds>(rest - s).count());
     errno = saved;
   }
   return result;

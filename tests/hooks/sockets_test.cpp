@@ -3,8 +3,10 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 
 #include <chrono>
@@ -421,4 +423,29 @@ TEST_CASE_FIXTURE(leak_check, "hooked sleeps reject bad arguments as libc does")
   CHECK(via_clock() == EINVAL);
   const timespec past{0, 0};
   CHECK(::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &past, nullptr) == 0);
+}
+
+TEST_CASE_FIXTURE(leak_check, "a blocking read of an eventfd or timerfd waits cooperatively") {
+  const int efd = ::eventfd(0, EFD_CLOEXEC);
+  REQUIRE(efd >= 0);
+  ticker t;
+  auto writer = grove::spawn([&] {
+    grove::sleep(50ms);
+    const std::uint64_t one = 1;
+    CHECK(::write(efd, &one, sizeof one) == 8);
+  });
+  std::uint64_t value = 0;
+  CHECK(::read(efd, &value, sizeof value) == 8);
+  CHECK(value == 1);
+  writer.join();
+  ::close(efd);
+
+  const int tfd = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+  REQUIRE(tfd >= 0);
+  const itimerspec in_80ms{{0, 0}, {0, 80'000'000}};
+  REQUIRE(::timerfd_settime(tfd, 0, &in_80ms, nullptr) == 0);
+  const int before = t.ticks();
+  CHECK(::read(tfd, &value, sizeof value) == 8);
+  CHECK(t.ticks() - before >= 3);
+  ::close(tfd);
 }
