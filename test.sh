@@ -36,12 +36,12 @@ build() {  # build DIR [cmake options...]
 }
 
 normal() {
-  build build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+  build build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGROVE_EXAMPLES=ON -DGROVE_BENCH=ON &&
     ctest --test-dir build/release --output-on-failure
 }
 
 asan() {
-  build build/asan -DCMAKE_BUILD_TYPE=Debug -DGROVE_SANITIZE=address,undefined -DGROVE_BENCH=OFF &&
+  build build/asan -DCMAKE_BUILD_TYPE=Debug -DGROVE_SANITIZE=address,undefined -DGROVE_BENCH=OFF -DGROVE_EXAMPLES=ON &&
     ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1 \
       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       ctest --test-dir build/asan --output-on-failure

@@ -60,10 +60,10 @@ void serve(grove::socket conn, grove::address) {
       }
       if (in.size() < end + 4 + body) break;  // the body is still coming
       const auto connection = header_value(headers, "Connection");
-      close_after = ::strncasecmp(connection.data(), "close", connection.size()) == 0 && !connection.empty();
-      if (request_line.ends_with("HTTP/1.0") && ::strncasecmp(connection.data(), "keep-alive", 10) != 0) {
-        close_after = true;
-      }
+      const auto is = [&](std::string_view token) {
+        return connection.size() == token.size() && ::strncasecmp(connection.data(), token.data(), token.size()) == 0;
+      };
+      close_after = is("close") || (request_line.ends_with("HTTP/1.0") && !is("keep-alive"));
       out += close_after ? closing_reply : keep_alive_reply;
       in.erase(0, end + 4 + body);
       if (close_after) break;
