@@ -4,7 +4,8 @@
 set -euo pipefail
 
 grove_packages=(g++ cmake make pkg-config libboost-context-dev libev-dev doctest-dev valgrind
-  libhiredis-dev redis-server libpq-dev postgresql libcurl4-openssl-dev)
+  libhiredis-dev redis-server libpq-dev postgresql libcurl4-openssl-dev
+  curl wget netcat-openbsd redis-tools)
 
 grove_install_deps() {
   local missing=()
