@@ -74,5 +74,49 @@ step "11. an echo server and 100 clients (examples/echo_server.cpp, echo_client.
   "A task per connection, plain recv/send_all loops; the server exits cleanly on SIGTERM." \
   echo_demo
 
+bug_service_demo() {
+  build/release/examples/bug_service 0 >/tmp/grove-demo-bugs.out 2>&1 &
+  local server=$!
+  for _ in $(seq 300); do grep -q listening /tmp/grove-demo-bugs.out 2>/dev/null && break; sleep 0.1; done
+  local port
+  port=$(sed -n 's/listening on 127.0.0.1://p' /tmp/grove-demo-bugs.out)
+  echo "GET /bugs/1:     $(curl -s "http://127.0.0.1:$port/bugs/1")"
+  echo "GET /bugs/999:   $(curl -s -w ' (%{http_code})' "http://127.0.0.1:$port/bugs/999")"
+  echo "GET /bugs/abc:   $(curl -s -w ' (%{http_code})' "http://127.0.0.1:$port/bugs/abc")"
+  echo "10 requests that each make PostgreSQL sleep 0.5 s, all at once:"
+  local t0 clients=()
+  t0=$(date +%s%N)
+  for i in $(seq 10); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/bugs/$(( (i % 5) + 1 ))?delay=0.5" &
+    clients+=($!)
+  done
+  wait "${clients[@]}"
+  echo "  done in $(( ($(date +%s%N) - t0) / 1000000 )) ms (one after another: 5000 ms)"
+  kill -TERM "$server" && wait "$server" 2>/dev/null
+}
+step "12. a web service on a blocking database client (examples/bug_service.cpp)" \
+  "GET /bugs/{id} answered from PostgreSQL with plain blocking libpq calls over a pool of 10 connections. Linking grove::hooks makes those calls cooperative, so slow queries overlap. (It starts its own throwaway PostgreSQL cluster.)" \
+  bug_service_demo
+
+grove_run_demo() {
+  local out=/tmp/grove-demo-cat.out
+  for how in native grove-run; do
+    local runner=()
+    [ "$how" = grove-run ] && runner=(build/release/hooks/grove-run)
+    (sleep 1; echo "input for cat") | "${runner[@]}" /bin/cat >"$out" &
+    sleep 0.5
+    local pid
+    pid=$(pgrep -n -x cat)
+    local call
+    call=$(cut -d' ' -f1 "/proc/$pid/syscall" 2>/dev/null || echo "?")
+    case "$call" in 0) call="read" ;; 232) call="epoll_wait (the hub)" ;; esac
+    wait
+    printf '  %-10s cat waits for input in: %-22s and prints: %s\n' "$how" "$call" "$(cat "$out")"
+  done
+}
+step "13. an unmodified binary under grove-run (hooks/grove_run.cpp)" \
+  "grove-run preloads libgrove-preload.so: the program's main thread gets a hub and its blocking calls wait on it. /bin/cat, untouched, waits for input in read() natively and in the hub's epoll_wait under grove-run, with the same output." \
+  grove_run_demo
+
 echo
-echo "──── That is the tour so far. The LD_PRELOAD hooks for unmodified binaries come next."
+echo "──── That is the tour so far. Green threads for unmodified threaded binaries come next."
