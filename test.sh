@@ -50,6 +50,7 @@ asan() {
 memcheck() {
   # Children the tests start (stack_probe) run natively: --trace-children=no.
   valgrind --tool=memcheck --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+    --suppressions=tests/valgrind.supp \
     --child-silent-after-fork=yes -q build/release/tests/runtime_tests
 }
 

@@ -105,6 +105,10 @@ TEST_CASE("fork and wait behave the same natively and under grove-run, and the c
   same_natively_and_under_grove_run("forker");
 }
 
+TEST_CASE("blocking calls in constructors, destructors and atexit handlers behave the same under grove-run") {
+  same_natively_and_under_grove_run("early");
+}
+
 TEST_CASE("a fortified build's calls behave the same natively and under grove-run") {
   same_natively_and_under_grove_run("fortified");
 }
