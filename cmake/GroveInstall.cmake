@@ -25,3 +25,7 @@ install(FILES
 file(RELATIVE_PATH GROVE_PC_TO_PREFIX "/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/")
 configure_file(cmake/grove.pc.in ${CMAKE_CURRENT_BINARY_DIR}/grove.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/grove.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+
+# grove-run and the preload library it finds in ../lib (or ../${CMAKE_INSTALL_LIBDIR}).
+install(TARGETS grove_preload LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(TARGETS grove_run RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})

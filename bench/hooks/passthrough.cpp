@@ -22,8 +22,8 @@ using read_fn = ssize_t (*)(int, void*, size_t);
 using close_fn = int (*)(int);
 using recv_fn = ssize_t (*)(int, void*, size_t, int);
 
-constexpr long calls = 2'000'000;
-constexpr int repeats = 15;
+constexpr long calls = 300'000;
+constexpr int repeats = 60;
 
 // compare prints the best ns per call of hooked and direct, alternating the
 // two so that both see the same machine.
