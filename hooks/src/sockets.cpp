@@ -172,12 +172,13 @@ ssize_t transmit_pollable(int fd, const iovec* iov, int count) {
 
 // transmit runs a sending call on fd as a blocking call would, in a task.
 // `direct` is the call itself, for descriptors that need no help.
+// socket_call: send or sendto, which only sockets take (libc reports ENOTSOCK).
 template <class Direct>
 ssize_t transmit(int fd, const iovec* iov, int count, int flags, const sockaddr* to, socklen_t to_len,
-                 Direct direct) {
+                 Direct direct, bool socket_call = false) {
   const fd_info info = fd_info_of(fd);
   if (info.kind == fd_kind::passthrough || info.nonblocking || (flags & MSG_DONTWAIT) != 0) return direct();
-  if (info.kind == fd_kind::pollable) return transmit_pollable(fd, iov, count);
+  if (info.kind == fd_kind::pollable) return socket_call ? direct() : transmit_pollable(fd, iov, count);
   msghdr msg{};
   msg.msg_name = const_cast<sockaddr*>(to);
   msg.msg_namelen = to_len;
@@ -208,6 +209,23 @@ int accept_one(int fd, sockaddr* addr, socklen_t* len, int flags) {
   return s;
 }
 
+// restore_flags puts back the flags connect or sendfile found, when they are
+// done, unless the descriptor was closed while they waited: its number may
+// already belong to another descriptor.
+struct restore_flags {
+  restore_flags(int descriptor, int flags) : fd(descriptor), fl(flags) {}
+  restore_flags(const restore_flags&) = delete;
+  restore_flags& operator=(const restore_flags&) = delete;
+  ~restore_flags() {
+    const int saved = errno;
+    set_in_connect(fd, false);
+    if (!closed) real_fcntl()(fd, F_SETFL, fl);
+    errno = saved;
+  }
+  int fd, fl;
+  bool closed = false;
+};
+
 // connect_blocking connects a blocking socket in a task: O_NONBLOCK for the
 // moment of the call (fcntl(F_GETFL) still shows the program's flags), then a
 // cooperative wait for the outcome, bounded by SO_SNDTIMEO as the kernel bounds
@@ -217,15 +235,7 @@ int connect_blocking(int fd, const sockaddr* addr, socklen_t len, const fd_info&
   if (fl == -1) return -1;
   if (real_fcntl()(fd, F_SETFL, fl | O_NONBLOCK) == -1) return -1;
   set_in_connect(fd, true);
-  struct restore {
-    int fd, fl;
-    ~restore() {
-      const int saved = errno;
-      set_in_connect(fd, false);
-      real_fcntl()(fd, F_SETFL, fl);
-      errno = saved;
-    }
-  } on_exit{fd, fl};
+  restore_flags on_exit{fd, fl};
   if (real_connect()(fd, addr, len) == 0) return 0;
   if (errno != EINPROGRESS) return -1;
   const limit l = limit_of(info.send_timeout);
@@ -235,6 +245,7 @@ int connect_blocking(int fd, const sockaddr* addr, socklen_t len, const fd_info&
     case waited::timed_out:
       return static_cast<int>(fail_with(EINPROGRESS));  // what a blocking connect says when SO_SNDTIMEO passes
     case waited::failed:
+      on_exit.closed = errno == EBADF;
       return -1;
   }
   int err = 0;
@@ -379,13 +390,14 @@ ssize_t writev(int fd, const iovec* iov, int count) {
 ssize_t send(int fd, const void* buf, size_t n, int flags) {
   if (!cooperative()) return real_send()(fd, buf, n, flags);
   const iovec one{const_cast<void*>(buf), n};
-  return transmit(fd, &one, 1, flags, nullptr, 0, [&] { return real_send()(fd, buf, n, flags); });
+  return transmit(fd, &one, 1, flags, nullptr, 0, [&] { return real_send()(fd, buf, n, flags); }, true);
 }
 
 ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* to, socklen_t to_len) {
   if (!cooperative()) return real_sendto()(fd, buf, n, flags, to, to_len);
   const iovec one{const_cast<void*>(buf), n};
-  return transmit(fd, &one, 1, flags, to, to_len, [&] { return real_sendto()(fd, buf, n, flags, to, to_len); });
+  return transmit(
+      fd, &one, 1, flags, to, to_len, [&] { return real_sendto()(fd, buf, n, flags, to, to_len); }, true);
 }
 
 ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
@@ -420,15 +432,7 @@ ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
   const int fl = real_fcntl()(out, F_GETFL);
   if (fl == -1 || real_fcntl()(out, F_SETFL, fl | O_NONBLOCK) == -1) return -1;
   set_in_connect(out, true);
-  struct restore {
-    int fd, fl;
-    ~restore() {
-      const int saved = errno;
-      set_in_connect(fd, false);
-      real_fcntl()(fd, F_SETFL, fl);
-      errno = saved;
-    }
-  } on_exit{out, fl};
+  restore_flags on_exit{out, fl};
   const limit l = limit_of(info.send_timeout);
   std::size_t sent = 0;
   while (sent < count) {
@@ -440,7 +444,10 @@ ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
       continue;
     }
     if (!would_block()) return sent > 0 ? static_cast<ssize_t>(sent) : -1;
-    if (const int code = wait_or_fail(out, false, l)) return sent > 0 ? static_cast<ssize_t>(sent) : fail_with(code);
+    if (const int code = wait_or_fail(out, false, l)) {
+      on_exit.closed = code == EBADF;
+      return sent > 0 ? static_cast<ssize_t>(sent) : fail_with(code);
+    }
   }
   return static_cast<ssize_t>(sent);
 }

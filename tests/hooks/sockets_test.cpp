@@ -449,3 +449,75 @@ TEST_CASE_FIXTURE(leak_check, "a blocking read of an eventfd or timerfd waits co
   CHECK(t.ticks() - before >= 3);
   ::close(tfd);
 }
+
+TEST_CASE_FIXTURE(leak_check, "send and recv on a pipe fail with ENOTSOCK, as natively") {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  const auto attempt = [&] {
+    const outcome sent = outcome_of([&] { return ::send(fds[1], "x", 1, 0); });
+    char c;
+    const outcome received = outcome_of([&] { return ::recv(fds[0], &c, 1, MSG_DONTWAIT); });
+    return std::vector<outcome>{sent, received};
+  };
+  const std::vector<outcome> hooked = attempt();
+  CHECK(hooked == natively(attempt));
+  CHECK(hooked[0] == outcome{-1, ENOTSOCK});
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
+namespace {
+
+// stalled_listener is a listener whose queue is full: a new connect to it
+// neither succeeds nor fails, its SYNs are dropped.
+struct stalled_listener : listener {
+  std::vector<int> fillers;
+  stalled_listener() {
+    REQUIRE(::listen(fd, 0) == 0);
+    for (int i = 0; i < 4; ++i) {
+      const int c = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      (void)::connect(c, where(), sizeof addr);
+      fillers.push_back(c);
+    }
+    grove::sleep(100ms);
+  }
+  stalled_listener(const stalled_listener&) = delete;
+  stalled_listener& operator=(const stalled_listener&) = delete;
+  ~stalled_listener() {
+    for (int c : fillers) ::close(c);
+  }
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(leak_check, "SO_SNDTIMEO ends a blocking connect with EINPROGRESS, as natively") {
+  stalled_listener l;
+  const auto attempt = [&] {
+    const int fd = tcp_socket();
+    set_timeout(fd, SO_SNDTIMEO, 100ms);
+    const outcome r = outcome_of([&] { return ::connect(fd, l.where(), sizeof l.addr); });
+    ::close(fd);
+    return r;
+  };
+  ticker t;
+  const auto t0 = std::chrono::steady_clock::now();
+  const outcome hooked = attempt();
+  CHECK(seconds_since(t0) >= 0.09);
+  CHECK(t.ticks() >= 3);
+  CHECK(hooked == natively(attempt));
+  CHECK(hooked == outcome{-1, EINPROGRESS});
+}
+
+TEST_CASE_FIXTURE(leak_check, "close of a socket a task is connecting wakes it with EBADF and spares the number's next owner") {
+  stalled_listener l;
+  const int fd = tcp_socket();
+  auto connecting = grove::spawn([&] { return outcome_of([&] { return ::connect(fd, l.where(), sizeof l.addr); }); });
+  grove::sleep(30ms);
+  ::close(fd);
+  // Most likely the same number; non-blocking, which the connect's clean-up
+  // must not undo.
+  const int next = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  CHECK(connecting.get() == outcome{-1, EBADF});
+  CHECK((::fcntl(next, F_GETFL) & O_NONBLOCK) != 0);
+  ::close(next);
+}
