@@ -30,7 +30,6 @@
 #include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
-#include <strings.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -49,6 +48,8 @@
 #include <vector>
 
 #include <grove/grove.hpp>
+
+#include "http_headers.hpp"
 
 extern char** environ;
 
@@ -397,27 +398,7 @@ response route(connection_pool& pool, std::string_view method, std::string_view 
   return get_bug(pool, path.substr(prefix.size()), query);
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
 
-// header_value finds a header (case-insensitive) in the header block.
-std::string_view header_value(std::string_view headers, std::string_view name) {
-  std::size_t pos = 0;
-  while (pos < headers.size()) {
-    const std::size_t eol = headers.find("\r\n", pos);
-    const std::string_view line = headers.substr(pos, eol == std::string_view::npos ? eol : eol - pos);
-    if (line.size() > name.size() && line[name.size()] == ':' &&
-        ::strncasecmp(line.data(), name.data(), name.size()) == 0) {
-      std::string_view v = line.substr(name.size() + 1);
-      while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
-      return v;
-    }
-    if (eol == std::string_view::npos) break;
-    pos = eol + 2;
-  }
-  return {};
-}
 
 void append_response(std::string& out, const response& r, bool close_after) {
   out += "HTTP/1.1 " + std::to_string(r.status) + " " + reason(r.status) +
@@ -450,15 +431,11 @@ void serve(connection_pool& pool, grove::socket conn) {
       }
       const std::string_view headers = line_end == std::string_view::npos ? "" : head.substr(line_end + 2);
       std::size_t body = 0;
-      if (const auto length = header_value(headers, "Content-Length"); !length.empty()) {
+      if (const auto length = grove_examples::header_value(headers, "Content-Length"); !length.empty()) {
         std::from_chars(length.data(), length.data() + length.size(), body);
       }
       if (in.size() < end + 4 + body) break;  // the body is still coming
-      const auto connection = header_value(headers, "Connection");
-      close_after = iequals(connection, "close");
-      if (request_line.ends_with("HTTP/1.0") && !iequals(connection, "keep-alive")) {
-        close_after = true;
-      }
+      close_after = grove_examples::wants_close(request_line, headers);
       append_response(out, route(pool, request_line.substr(0, sp1), request_line.substr(sp1 + 1, sp2 - sp1 - 1)),
                       close_after);
       in.erase(0, end + 4 + body);

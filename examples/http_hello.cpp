@@ -3,11 +3,11 @@
 // parses requests properly enough for wrk and curl: a request line, headers up
 // to the blank line, a Content-Length body skipped, pipelined requests served
 // in order, "Connection: close" honoured.
-#include <strings.h>
 
 #include <string>
 #include <string_view>
 
+#include "http_headers.hpp"
 #include "serve_until_signal.hpp"
 
 namespace {
@@ -18,23 +18,6 @@ constexpr std::string_view closing_reply =
     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nHello, World!";
 constexpr std::string_view bad_request = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
-// header_value finds a header (case-insensitive) in the header block.
-std::string_view header_value(std::string_view headers, std::string_view name) {
-  std::size_t pos = 0;
-  while (pos < headers.size()) {
-    const std::size_t eol = headers.find("\r\n", pos);
-    const std::string_view line = headers.substr(pos, eol == std::string_view::npos ? eol : eol - pos);
-    if (line.size() > name.size() && line[name.size()] == ':' &&
-        ::strncasecmp(line.data(), name.data(), name.size()) == 0) {
-      std::string_view v = line.substr(name.size() + 1);
-      while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
-      return v;
-    }
-    if (eol == std::string_view::npos) break;
-    pos = eol + 2;
-  }
-  return {};
-}
 
 void serve(grove::socket conn, grove::address) {
   std::string in;
@@ -55,15 +38,11 @@ void serve(grove::socket conn, grove::address) {
       }
       const std::string_view headers = line_end == std::string_view::npos ? "" : head.substr(line_end + 2);
       std::size_t body = 0;
-      if (const auto length = header_value(headers, "Content-Length"); !length.empty()) {
+      if (const auto length = grove_examples::header_value(headers, "Content-Length"); !length.empty()) {
         body = std::stoul(std::string(length));
       }
       if (in.size() < end + 4 + body) break;  // the body is still coming
-      const auto connection = header_value(headers, "Connection");
-      const auto is = [&](std::string_view token) {
-        return connection.size() == token.size() && ::strncasecmp(connection.data(), token.data(), token.size()) == 0;
-      };
-      close_after = is("close") || (request_line.ends_with("HTTP/1.0") && !is("keep-alive"));
+      close_after = grove_examples::wants_close(request_line, headers);
       out += close_after ? closing_reply : keep_alive_reply;
       in.erase(0, end + 4 + body);
       if (close_after) break;
