@@ -18,7 +18,6 @@ constexpr std::string_view closing_reply =
     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nHello, World!";
 constexpr std::string_view bad_request = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
-
 void serve(grove::socket conn, grove::address) {
   std::string in;
   std::string out;

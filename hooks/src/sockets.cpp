@@ -92,9 +92,9 @@ ssize_t receive(int fd, int flags, Once once) {
 ssize_t transmit_socket(int fd, const fd_info& info, msghdr msg, int flags) {
   std::size_t total = 0;
   for (int i = 0; i < static_cast<int>(msg.msg_iovlen); ++i) total += msg.msg_iov[i].iov_len;
-  // msg_iov is advanced in a copy: the caller's array is const.
-  std::vector<iovec> iov(msg.msg_iov, msg.msg_iov + msg.msg_iovlen);
-  msg.msg_iov = iov.data();
+  // After a partial send, msg_iov is advanced in a copy (the caller's array is
+  // const); the common case, everything sent at the first try, copies nothing.
+  std::vector<iovec> iov;
   const limit l = limit_of(info.send_timeout);
   std::size_t sent = 0;
   for (;;) {
@@ -102,6 +102,10 @@ ssize_t transmit_socket(int fd, const fd_info& info, msghdr msg, int flags) {
     if (n >= 0) {
       sent += static_cast<std::size_t>(n);
       if (!info.stream || sent >= total) return static_cast<ssize_t>(sent);
+      if (iov.empty()) {
+        iov.assign(msg.msg_iov, msg.msg_iov + msg.msg_iovlen);
+        msg.msg_iov = iov.data();
+      }
       // Drop what went, and any ancillary data (it travels with the first byte).
       msg.msg_control = nullptr;
       msg.msg_controllen = 0;
