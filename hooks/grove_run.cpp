@@ -20,11 +20,17 @@ void usage(std::FILE* to) {
       "usage: grove-run [options] PROGRAM [ARGS...]\n"
       "\n"
       "Runs PROGRAM with libgrove-preload.so preloaded: its main thread gets a grove\n"
-      "hub, and its blocking calls (sleeps, sockets, pipes, poll/select/epoll, DNS)\n"
-      "wait cooperatively on it. Equivalent to LD_PRELOAD=.../libgrove-preload.so.\n"
+      "hub, and its blocking calls (sleeps, sockets, pipes, poll/select/epoll, DNS,\n"
+      "pthread mutexes, condition variables, semaphores, joins) wait cooperatively on\n"
+      "it. Its pthreads become green threads: grove tasks on that one OS thread.\n"
+      "Equivalent to LD_PRELOAD=.../libgrove-preload.so.\n"
       "\n"
       "options (each sets the environment variable named after it):\n"
-      "  --stack-size=SIZE      GROVE_STACK_SIZE: stack of each grove task (e.g. 256K, 1M)\n"
+      "  --threads=MODE         GROVE_THREADS: green (default: pthreads become grove\n"
+      "                         tasks on one OS thread) or native (they stay OS threads)\n"
+      "  --stack-size=SIZE      GROVE_STACK_SIZE: stack of each grove task (e.g. 256K, 1M);\n"
+      "                         a green thread's stack is the one its pthread attributes\n"
+      "                         ask for (8M by default, as glibc's)\n"
       "  --stack-mode=MODE      GROVE_STACK_MODE: guarded (default) or dense\n"
       "  --threadpool-size=N    GROVE_THREADPOOL_SIZE: threads for DNS and other\n"
       "                         blocking work (1-1024, default 10)\n"
@@ -74,7 +80,7 @@ struct option_to_env {
 constexpr option_to_env valued_options[] = {
     {"--stack-size", "GROVE_STACK_SIZE"},           {"--stack-mode", "GROVE_STACK_MODE"},
     {"--threadpool-size", "GROVE_THREADPOOL_SIZE"}, {"--monitor-ms", "GROVE_MONITOR_MS"},
-    {"--dump-on-signal", "GROVE_DUMP_ON_SIGNAL"},
+    {"--dump-on-signal", "GROVE_DUMP_ON_SIGNAL"},   {"--threads", "GROVE_THREADS"},
 };
 
 }  // namespace
@@ -118,6 +124,16 @@ int main(int argc, char** argv) {
 
   // Check the settings here, so a bad one is reported before the program runs.
   grove::check_settings();
+  if (const char* v = std::getenv("GROVE_THREADS"); v != nullptr && *v != '\0') {
+    const std::string_view mode = v;
+    if (mode != "green" && mode != "native") {
+      std::fprintf(stderr,
+                   "grove: GROVE_THREADS=\"%s\": not green (pthreads become green threads on one OS thread) or "
+                   "native (they stay OS threads)\n",
+                   v);
+      return 2;
+    }
+  }
 
   std::string preload = preload_library();
   if (const char* old = std::getenv("LD_PRELOAD"); old != nullptr && *old != '\0') preload += std::string(":") + old;

@@ -10,6 +10,7 @@ namespace grove::hooks {
 
 waited wait_fd(int fd, bool for_read, limit l) {
   try {
+    const keep_errno kept;
     if (l.forever) {
       for_read ? grove::wait_readable(fd) : grove::wait_writable(fd);
       return waited::ready;
@@ -28,7 +29,10 @@ waited wait_fd(int fd, bool for_read, limit l) {
 
 void sleep_until(limit l) {
   const auto left = l.at - clock::now();
-  if (left > clock::duration::zero()) grove::sleep(left);
+  if (left > clock::duration::zero()) {
+    const keep_errno kept;
+    grove::sleep(left);
+  }
 }
 
 }  // namespace grove::hooks

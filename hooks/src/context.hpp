@@ -34,6 +34,18 @@ struct limit {
 
 enum class waited { ready, timed_out, failed };
 
+// keep_errno keeps the caller's errno across a switch: errno belongs to the OS
+// thread, and the green threads and tasks that run while the caller waits
+// change it. A hooked call that succeeds leaves errno as it found it, as libc's
+// does.
+struct keep_errno {
+  int saved = errno;
+  keep_errno() = default;
+  keep_errno(const keep_errno&) = delete;
+  keep_errno& operator=(const keep_errno&) = delete;
+  ~keep_errno() { errno = saved; }
+};
+
 // wait_fd blocks the calling task until fd is readable (or writable) or the
 // limit passes. failed: the fd was closed meanwhile or cannot be waited on, and
 // errno says why (EBADF for a close). Interruptions of the task (kill, a

@@ -15,6 +15,7 @@
 // the hub's thread, as it would natively: late, but right.
 #undef _FORTIFY_SOURCE
 
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <sys/socket.h>
 
@@ -138,6 +139,19 @@ struct hostent_r_outcome {
   mirror_buffer buffer;
 };
 
+// numeric: a lookup of a numeric address and port, which getaddrinfo answers
+// without asking anyone: no need to wait for a pool thread.
+bool numeric(const char* node, const char* service) noexcept {
+  if (node == nullptr) return false;
+  unsigned char addr[sizeof(in6_addr)];
+  if (::inet_pton(AF_INET, node, addr) != 1 && ::inet_pton(AF_INET6, node, addr) != 1) return false;
+  if (service == nullptr) return true;
+  for (const char* p = service; *p != '\0'; ++p) {
+    if (*p < '0' || *p > '9') return false;
+  }
+  return true;
+}
+
 }  // namespace
 }  // namespace grove::hooks
 
@@ -146,7 +160,7 @@ using namespace grove::hooks;
 extern "C" {
 
 int getaddrinfo(const char* node, const char* service, const addrinfo* hints, addrinfo** res) {
-  if (!cooperative()) return real_getaddrinfo()(node, service, hints, res);
+  if (!cooperative() || numeric(node, service)) return real_getaddrinfo()(node, service, hints, res);
   try {
     // Of the hints, getaddrinfo reads flags, family, socket type and protocol.
     std::optional<addrinfo> hints_copy;

@@ -12,6 +12,10 @@
 #include <dirent.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/sendfile.h>
@@ -74,7 +78,63 @@ namespace grove::hooks {
   X(__recv_chk, ssize_t (*)(int, void*, size_t, size_t, int))                                                     \
   X(__recvfrom_chk, ssize_t (*)(int, void*, size_t, size_t, int, sockaddr*, socklen_t*))                          \
   X(__poll_chk, int (*)(pollfd*, nfds_t, int, size_t))                                                            \
-  X(__ppoll_chk, int (*)(pollfd*, nfds_t, const timespec*, const sigset_t*, size_t))
+  X(__ppoll_chk, int (*)(pollfd*, nfds_t, const timespec*, const sigset_t*, size_t))                              \
+  X(pthread_create, int (*)(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*))                         \
+  X(pthread_join, int (*)(pthread_t, void**))                                                                     \
+  X(pthread_tryjoin_np, int (*)(pthread_t, void**))                                                               \
+  X(pthread_timedjoin_np, int (*)(pthread_t, void**, const timespec*))                                            \
+  X(pthread_clockjoin_np, int (*)(pthread_t, void**, clockid_t, const timespec*))                                 \
+  X(pthread_detach, int (*)(pthread_t))                                                                           \
+  X(pthread_exit, void (*)(void*))                                                                                \
+  X(pthread_self, pthread_t (*)())                                                                                \
+  X(pthread_setname_np, int (*)(pthread_t, const char*))                                                          \
+  X(pthread_getname_np, int (*)(pthread_t, char*, size_t))                                                        \
+  X(pthread_getattr_np, int (*)(pthread_t, pthread_attr_t*))                                                      \
+  X(pthread_kill, int (*)(pthread_t, int))                                                                        \
+  X(pthread_cancel, int (*)(pthread_t))                                                                           \
+  X(pthread_setcancelstate, int (*)(int, int*))                                                                   \
+  X(pthread_setcanceltype, int (*)(int, int*))                                                                    \
+  X(pthread_testcancel, void (*)())                                                                               \
+  X(pthread_key_create, int (*)(pthread_key_t*, void (*)(void*)))                                                 \
+  X(pthread_key_delete, int (*)(pthread_key_t))                                                                   \
+  X(pthread_getspecific, void* (*)(pthread_key_t))                                                                \
+  X(pthread_setspecific, int (*)(pthread_key_t, const void*))                                                     \
+  X(sched_yield, int (*)())                                                                                       \
+  X(pthread_mutex_lock, int (*)(pthread_mutex_t*))                                                                \
+  X(pthread_mutex_trylock, int (*)(pthread_mutex_t*))                                                             \
+  X(pthread_mutex_timedlock, int (*)(pthread_mutex_t*, const timespec*))                                          \
+  X(pthread_mutex_clocklock, int (*)(pthread_mutex_t*, clockid_t, const timespec*))                               \
+  X(pthread_mutex_unlock, int (*)(pthread_mutex_t*))                                                              \
+  X(pthread_mutex_destroy, int (*)(pthread_mutex_t*))                                                             \
+  X(pthread_cond_wait, int (*)(pthread_cond_t*, pthread_mutex_t*))                                                \
+  X(pthread_cond_timedwait, int (*)(pthread_cond_t*, pthread_mutex_t*, const timespec*))                          \
+  X(pthread_cond_clockwait, int (*)(pthread_cond_t*, pthread_mutex_t*, clockid_t, const timespec*))               \
+  X(pthread_cond_signal, int (*)(pthread_cond_t*))                                                                \
+  X(pthread_cond_broadcast, int (*)(pthread_cond_t*))                                                             \
+  X(pthread_rwlock_rdlock, int (*)(pthread_rwlock_t*))                                                            \
+  X(pthread_rwlock_tryrdlock, int (*)(pthread_rwlock_t*))                                                         \
+  X(pthread_rwlock_timedrdlock, int (*)(pthread_rwlock_t*, const timespec*))                                      \
+  X(pthread_rwlock_clockrdlock, int (*)(pthread_rwlock_t*, clockid_t, const timespec*))                           \
+  X(pthread_rwlock_wrlock, int (*)(pthread_rwlock_t*))                                                            \
+  X(pthread_rwlock_trywrlock, int (*)(pthread_rwlock_t*))                                                         \
+  X(pthread_rwlock_timedwrlock, int (*)(pthread_rwlock_t*, const timespec*))                                      \
+  X(pthread_rwlock_clockwrlock, int (*)(pthread_rwlock_t*, clockid_t, const timespec*))                           \
+  X(pthread_rwlock_unlock, int (*)(pthread_rwlock_t*))                                                            \
+  X(pthread_barrier_init, int (*)(pthread_barrier_t*, const pthread_barrierattr_t*, unsigned))                    \
+  X(pthread_barrier_destroy, int (*)(pthread_barrier_t*))                                                         \
+  X(pthread_barrier_wait, int (*)(pthread_barrier_t*))                                                            \
+  X(pthread_spin_lock, int (*)(pthread_spinlock_t*))                                                              \
+  X(pthread_spin_trylock, int (*)(pthread_spinlock_t*))                                                           \
+  X(pthread_spin_unlock, int (*)(pthread_spinlock_t*))                                                            \
+  X(pthread_once, int (*)(pthread_once_t*, void (*)()))                                                           \
+  X(sem_wait, int (*)(sem_t*))                                                                                    \
+  X(sem_timedwait, int (*)(sem_t*, const timespec*))                                                              \
+  X(sem_clockwait, int (*)(sem_t*, clockid_t, const timespec*))                                                   \
+  X(sem_trywait, int (*)(sem_t*))                                                                                 \
+  X(sem_post, int (*)(sem_t*))                                                                                    \
+  X(sigwait, int (*)(const sigset_t*, int*))                                                                      \
+  X(sigwaitinfo, int (*)(const sigset_t*, siginfo_t*))                                                            \
+  X(sigtimedwait, int (*)(const sigset_t*, siginfo_t*, const timespec*))
 
 // fn::NAME is the type of a pointer to libc's NAME.
 namespace fn {

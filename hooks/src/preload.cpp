@@ -17,8 +17,11 @@
 #include <string>
 #include <string_view>
 
+#include <grove/detail/os_threads.hpp>
 #include <grove/hub.hpp>
 #include <grove/settings.hpp>
+
+#include "threads.hpp"
 
 namespace grove::hooks {
 namespace {
@@ -61,7 +64,13 @@ std::string without_self(std::string_view list) {
       bad("GROVE_INHERIT", v, "not 0 (exec'd children run without grove) or 1 (they run under grove, the default)");
     }
   }
+  // A preloaded program's pthreads are green unless GROVE_THREADS=native.
+  default_to_green();
+  (void)green_threads();    // a bad GROVE_THREADS stops the program here, with status 2
   grove::check_settings();  // and creates the main thread's hub
+  // The hub is never torn down: at exit the program's other threads vanish,
+  // as OS threads do, rather than being unwound.
+  grove::detail::keep_hub_at_exit();
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include <grove/detail/os_threads.hpp>
 #include <grove/task.hpp>
 
 #include "greenlet_impl.hpp"
@@ -84,6 +85,7 @@ void hub_state::start_diagnostics() {
   if (s.monitor_ms == 0) return;
   monitoring = true;
   const auto period = std::chrono::milliseconds(s.monitor_ms);
+  const helper_thread_scope own;  // the watchdog must run while the hub's thread is stuck
   monitor = std::thread([this, period, ms = s.monitor_ms] {
     std::uint64_t last = switches.load(std::memory_order_acquire);
     bool reported = false;

@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include <grove/detail/os_threads.hpp>
 #include <grove/greenlet.hpp>
 #include <grove/stack.hpp>
 
@@ -499,6 +500,15 @@ void release(greenlet_core* p) noexcept {
   // Iterative, so that dropping the head of a long parent chain cannot overflow the stack.
   auto* g = impl(p);
   while (g != nullptr && g->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) g = last_reference_gone(g);
+}
+
+constinit thread_local bool creating_helper_thread __attribute__((tls_model("initial-exec"))) = false;
+
+void keep_thread_state_at_exit() noexcept { (void)current_state_inline(), (void)tls_owner.release(); }
+
+stack_span stack_bounds(const greenlet_core* g) noexcept {
+  const stack_region& s = impl(const_cast<greenlet_core*>(g))->stack;
+  return {s.base, s.size};
 }
 
 }  // namespace grove::detail

@@ -85,4 +85,8 @@ void install_overflow_handler(thread_state& ts);
 // remove_overflow_handler undoes this thread's part at thread exit.
 void remove_overflow_handler(thread_state& ts) noexcept;
 
+// keep_thread_state_at_exit leaves this thread's switching state in place when
+// the thread exits (grove/detail/os_threads.hpp's keep_hub_at_exit).
+void keep_thread_state_at_exit() noexcept;
+
 }  // namespace grove::detail

@@ -7,6 +7,7 @@
 #include <string>
 #include <utility>
 
+#include <grove/detail/os_threads.hpp>
 #include <grove/hub.hpp>
 #include <grove/sleep.hpp>
 #include <grove/timeout.hpp>
@@ -240,6 +241,11 @@ void hub_state::unlink_parked_other(waiter& w) noexcept {
   }
   if (w.park_next != nullptr) w.park_next->park_prev = w.park_prev;
   w.park_prev = w.park_next = nullptr;
+}
+
+void keep_hub_at_exit() noexcept {
+  keep_thread_state_at_exit();
+  (void)tls_hub_owner.release();
 }
 
 hub_core& make_hub() {

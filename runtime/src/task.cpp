@@ -37,9 +37,9 @@ void run_links(std::vector<std::function<void()>>& links) {
 
 }  // namespace
 
-greenlet_core* make_task_greenlet(task_base* t) {
+greenlet_core* make_task_greenlet(task_base* t, std::size_t stack_bytes) {
   hub_core& h = current_hub();
-  greenlet_core* g = make_greenlet(body_ptr(t), h.greenlet, 0);
+  greenlet_core* g = make_greenlet(body_ptr(t), h.greenlet, stack_bytes);
   g->task = t;
   return g;
 }

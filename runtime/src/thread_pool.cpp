@@ -5,6 +5,7 @@
 // the result instead of posting to a dead hub. So the hub never waits for its
 // workers at thread exit (a call blocked forever cannot hang it); they are
 // detached and end when their current call does.
+#include <grove/detail/os_threads.hpp>
 #include <grove/thread_pool.hpp>
 
 #include <condition_variable>
@@ -134,6 +135,7 @@ void run_job(std::shared_ptr<thread_job> job) {
     pool.queue.push_back(job);
     if (pool.idle < pool.queue.size() && pool.threads < pool.size) {
       ++pool.threads;
+      const helper_thread_scope own;  // a worker is an OS thread, whatever pthread_create has become
       std::thread(worker, h.pool).detach();
     }
   }

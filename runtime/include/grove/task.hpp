@@ -120,8 +120,9 @@ struct task_state final : task_value<T> {
   }
 };
 
-// make_task_greenlet creates the greenlet that runs a task, as a child of the hub.
-greenlet_core* make_task_greenlet(task_base* t);
+// make_task_greenlet creates the greenlet that runs a task, as a child of the
+// hub, on a stack of stack_bytes (0: the default size).
+greenlet_core* make_task_greenlet(task_base* t, std::size_t stack_bytes = 0);
 
 template <class F, class... Args>
 auto make_call(F&& f, Args&&... args) {
@@ -254,7 +255,7 @@ struct task_access {
 };
 
 template <class F, class... Args>
-auto new_task(std::optional<deadline> at, F&& f, Args&&... args) {
+auto new_task(std::optional<deadline> at, std::size_t stack_bytes, F&& f, Args&&... args) {
   auto call = make_call(std::forward<F>(f), std::forward<Args>(args)...);
   using Fn = decltype(call);
   using R = std::invoke_result_t<Fn&&>;
@@ -263,7 +264,7 @@ auto new_task(std::optional<deadline> at, F&& f, Args&&... args) {
   s->refs.store(2, std::memory_order_relaxed);  // the greenlet's hold on its body, and the handle
   greenlet_core* g = nullptr;
   try {
-    g = make_task_greenlet(owned.release());
+    g = make_task_greenlet(owned.release(), stack_bytes);
   } catch (...) {
     s->release();  // the greenlet's hold went with the failure; this is the handle's
     throw;
@@ -278,14 +279,14 @@ auto new_task(std::optional<deadline> at, F&& f, Args&&... args) {
 // copied (or moved) into the task.
 template <class F, class... Args>
 auto spawn(F&& f, Args&&... args) {
-  return detail::task_access::adopt(detail::new_task(std::nullopt, std::forward<F>(f), std::forward<Args>(args)...));
+  return detail::task_access::adopt(detail::new_task(std::nullopt, 0, std::forward<F>(f), std::forward<Args>(args)...));
 }
 
 // spawn_later is spawn, with the task starting no sooner than delay from now.
 template <class F, class... Args>
 auto spawn_later(std::chrono::nanoseconds delay, F&& f, Args&&... args) {
   return detail::task_access::adopt(
-      detail::new_task(detail::deadline_after(delay), std::forward<F>(f), std::forward<Args>(args)...));
+      detail::new_task(detail::deadline_after(delay), 0, std::forward<F>(f), std::forward<Args>(args)...));
 }
 
 // joinall waits until every task in tasks has finished; with a limit, returns

@@ -71,6 +71,7 @@ struct greenlet_core {
   task_base* task = nullptr;                     // the task it runs, if any
   void (*on_destroy)(greenlet_core*) = nullptr;  // set by upper layers that keep per-greenlet data
   void* locals = nullptr;                        // grove::local values, owned through on_destroy
+  void* hooks_data = nullptr;                    // the hooks' record of the green pthread it runs, if any
 };
 
 // thread_core is the start of each thread's switching state.

@@ -1,0 +1,262 @@
+// parking.cpp — the parking lot (see parking.hpp).
+#include "parking.hpp"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <iostream>
+#include <optional>
+
+#include <grove/error.hpp>
+#include <grove/hub.hpp>
+#include <grove/task.hpp>
+
+namespace grove::hooks::parking {
+namespace {
+
+enum : std::uint32_t { waiting = 0, claimed = 1, delivered = 2 };
+
+// node is one waiter, on its own stack. Green: hub is its thread's hub and w its
+// wait there. OS thread: hub is null and it sleeps on the futex word `state`.
+struct node {
+  const void* addr = nullptr;
+  node* prev = nullptr;
+  node* next = nullptr;
+  node* wake_next = nullptr;  // the waker's list, once dequeued
+  detail::hub_core* hub = nullptr;
+  grove::hub* hub_handle = nullptr;
+  detail::waiter w;
+  std::atomic<std::uint32_t> state{waiting};
+};
+
+struct alignas(64) bucket {
+  std::atomic<bool> locked{false};
+  node* head = nullptr;
+  node* tail = nullptr;
+
+  void lock() noexcept {
+    for (unsigned spins = 0; locked.exchange(true, std::memory_order_acquire);) {
+      while (locked.load(std::memory_order_relaxed)) {
+        // Held by another OS thread (a holder never switches greenlets).
+        if (++spins < 100) {
+          __builtin_ia32_pause();
+        } else {
+          ::syscall(SYS_sched_yield);
+        }
+      }
+    }
+  }
+  void unlock() noexcept { locked.store(false, std::memory_order_release); }
+
+  void push(node& n) noexcept {
+    n.prev = tail;
+    n.next = nullptr;
+    (tail != nullptr ? tail->next : head) = &n;
+    tail = &n;
+  }
+  void unlink(node& n) noexcept {
+    (n.prev != nullptr ? n.prev->next : head) = n.next;
+    (n.next != nullptr ? n.next->prev : tail) = n.prev;
+    n.prev = n.next = nullptr;
+  }
+};
+
+constexpr std::size_t bucket_count = 1024;
+bucket buckets[bucket_count];
+
+bucket& bucket_of(const void* addr) noexcept {
+  const auto a = reinterpret_cast<std::uintptr_t>(addr);
+  return buckets[((a >> 3) * 0x9E3779B97F4A7C15ull) >> 54];  // 64 - log2(bucket_count)
+}
+
+std::atomic<long> native_running{0};
+
+// When every green thread of a hub waits on pthread objects and nothing else
+// (a timer, a descriptor, another OS thread) could wake them, only a signal
+// handler still can (sem_post is async-signal-safe). The hub is told so by
+// grove::loop_exit; from then on its green waiters wake every `slice` to look
+// again, as a thread blocked in the kernel would be woken by the handler.
+constexpr auto slice = std::chrono::milliseconds(100);
+constinit thread_local bool slicing = false;
+std::atomic<bool> warned{false};
+
+void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, const timespec* rel) noexcept {
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, rel, nullptr, 0);
+}
+void futex_wake(std::atomic<std::uint32_t>& word) noexcept {
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+// leave takes a waiter whose wait ended without a wake out of its queue.
+// False: a waker dequeued it first, and its wake is on the way.
+bool leave(bucket& b, node& n) noexcept {
+  b.lock();
+  const bool queued = n.state.load(std::memory_order_relaxed) == waiting;
+  if (queued) b.unlink(n);
+  b.unlock();
+  return !queued;
+}
+
+// await_delivery lets a green waiter's hub run until a waker of another OS
+// thread has delivered the wake it was given (the post reaches this hub).
+void await_delivery(node& n) {
+  detail::hub_core& h = *n.hub;
+  const keep_errno kept;
+  while (n.state.load(std::memory_order_acquire) != delivered) {
+    detail::schedule(h, n.w.g);
+    detail::to_hub(h);
+  }
+}
+
+void warn_everything_blocked() {
+  if (warned.exchange(true)) return;
+  std::fprintf(stderr,
+               "grove: every green thread waits on a pthread object, and no timer, descriptor or other thread can "
+               "wake them; only a signal handler can now (a deadlock?). The tasks:\n");
+  grove::dump_tasks(std::cerr);
+}
+
+result park_green(bucket& b, node& n, bool (*validate)(void*), void* state, limit l, std::exception_ptr* deferred) {
+  n.hub = detail::tls_hub;
+  n.hub_handle = &grove::hub::current();
+  n.w.g = n.hub->ts->current;
+  n.w.what = "a pthread object";
+  n.w.on = n.addr;
+  b.lock();
+  if (!validate(state)) {
+    b.unlock();
+    return result::invalid;
+  }
+  b.push(n);
+  b.unlock();
+
+  // Another OS thread of the program may wake this waiter: the hub must wait for it.
+  std::optional<grove::hub::keepalive> alive;
+  if (native_running.load(std::memory_order_relaxed) > 0) alive.emplace(*n.hub_handle);
+  detail::deadline d = l.forever ? detail::forever : l.at;
+  const bool sliced = slicing && l.forever;
+  if (sliced) d = detail::clock::now() + slice;
+  bool woken = false;
+  try {
+    const keep_errno kept;
+    woken = detail::park(n.w, d);
+  } catch (const grove::loop_exit&) {
+    if (leave(b, n)) {
+      await_delivery(n);
+      return result::unparked;
+    }
+    slicing = true;
+    warn_everything_blocked();
+    return result::unparked;  // a spurious wake: the caller looks again
+  } catch (...) {
+    if (leave(b, n)) {
+      // A wake was given to this waiter: hand it on before leaving.
+      await_delivery(n);
+      unpark(n.addr, 1);
+    }
+    if (deferred == nullptr) throw;
+    if (!*deferred) *deferred = std::current_exception();
+    return result::unparked;
+  }
+  if (woken) return result::unparked;
+  if (leave(b, n)) {
+    await_delivery(n);
+    return result::unparked;
+  }
+  return sliced ? result::unparked : result::timed_out;
+}
+
+result park_native(bucket& b, node& n, bool (*validate)(void*), void* state, limit l) {
+  b.lock();
+  if (!validate(state)) {
+    b.unlock();
+    return result::invalid;
+  }
+  b.push(n);
+  b.unlock();
+  for (;;) {
+    const std::uint32_t s = n.state.load(std::memory_order_acquire);
+    if (s == delivered) return result::unparked;
+    if (s == waiting && !l.forever) {
+      const auto left = l.at - clock::now();
+      if (left <= clock::duration::zero()) {
+        if (!leave(b, n)) return result::timed_out;
+        continue;  // dequeued by a waker: wait for its wake
+      }
+      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+      const timespec rel{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+      futex_wait(n.state, s, &rel);
+    } else {
+      futex_wait(n.state, s, nullptr);
+    }
+  }
+}
+
+}  // namespace
+
+result park_with(const void* addr, bool (*validate)(void*), void* state, limit l, std::exception_ptr* deferred,
+                 bool os_thread) {
+  bucket& b = bucket_of(addr);
+  node n;
+  n.addr = addr;
+  if (!os_thread && cooperative()) return park_green(b, n, validate, state, l, deferred);
+  return park_native(b, n, validate, state, l);
+}
+
+void rearm(std::exception_ptr& deferred) noexcept {
+  if (!deferred || detail::tls_hub == nullptr) return;
+  try {
+    detail::interrupt(detail::tls_hub->ts->current, std::move(deferred));
+  } catch (...) {
+    // no memory to keep it: the interrupt is lost, the call's result is not
+  }
+}
+
+std::size_t unpark(const void* addr, std::size_t most) {
+  bucket& b = bucket_of(addr);
+  node* first = nullptr;
+  node** last = &first;
+  std::size_t count = 0;
+  b.lock();
+  for (node* n = b.head; n != nullptr && count < most;) {
+    node* next = n->next;
+    if (n->addr == addr) {
+      b.unlink(*n);
+      n->state.store(claimed, std::memory_order_relaxed);
+      n->wake_next = nullptr;
+      *last = n;
+      last = &n->wake_next;
+      ++count;
+    }
+    n = next;
+  }
+  b.unlock();
+  // Deliver. A woken waiter may return (and its node vanish) as soon as its
+  // state says delivered: read everything needed first.
+  for (node* n = first; n != nullptr;) {
+    node* next = n->wake_next;
+    if (n->hub == nullptr) {
+      n->state.store(delivered, std::memory_order_release);
+      futex_wake(n->state);  // on an address that may be gone by now: at worst a spurious wake
+    } else if (n->hub == detail::tls_hub) {
+      n->state.store(delivered, std::memory_order_release);
+      detail::wake(n->w);
+    } else {
+      n->hub_handle->post([n] {
+        n->state.store(delivered, std::memory_order_release);
+        detail::wake(n->w);
+      });
+    }
+    n = next;
+  }
+  return count;
+}
+
+void native_thread_started() noexcept { native_running.fetch_add(1, std::memory_order_relaxed); }
+void native_thread_finished() noexcept { native_running.fetch_sub(1, std::memory_order_relaxed); }
+
+}  // namespace grove::hooks::parking

@@ -1,0 +1,596 @@
+// threads.cpp — the life of green pthreads (see threads.hpp): create, join,
+// detach, exit, identity, names, attributes, cancellation, thread-specific
+// data, sched_yield.
+#include "threads.hpp"
+
+#include <errno.h>
+#include <sched.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <new>
+#include <vector>
+
+#include <grove/detail/os_threads.hpp>
+#include <grove/hub.hpp>
+#include <grove/stack.hpp>
+#include <grove/sleep.hpp>
+#include <grove/task.hpp>
+
+#include "libc.hpp"
+#include "parking.hpp"
+
+namespace grove::hooks {
+
+// ---------------------------------------------------------------------------
+// The mode
+
+namespace {
+std::atomic<int> mode{-1};  // -1: not read yet; 0: native; 1: green
+std::atomic<bool> green_by_default{false};
+
+int read_mode() {
+  const char* v = std::getenv("GROVE_THREADS");
+  int m = green_by_default.load() ? 1 : 0;
+  if (v != nullptr && *v != '\0') {
+    if (std::strcmp(v, "green") == 0) {
+      m = 1;
+    } else if (std::strcmp(v, "native") == 0) {
+      m = 0;
+    } else {
+      std::fprintf(stderr,
+                   "grove: GROVE_THREADS=\"%s\": not green (pthreads become green threads on one OS thread) or native "
+                   "(they stay OS threads)\n",
+                   v);
+      std::fflush(stderr);
+      std::_Exit(2);
+    }
+  }
+  mode.store(m);
+  return m;
+}
+}  // namespace
+
+bool green_threads() {
+  int m = mode.load(std::memory_order_relaxed);
+  if (m < 0) [[unlikely]]
+    m = read_mode();
+  return m == 1;
+}
+
+void default_to_green() noexcept {
+  green_by_default.store(true);
+  mode.store(-1);
+}
+
+bool to_limit(clockid_t c, const timespec* t, limit& out) noexcept {
+  if (t == nullptr || t->tv_nsec < 0 || t->tv_nsec >= 1'000'000'000) return false;
+  if (c != CLOCK_REALTIME && c != CLOCK_MONOTONIC) return false;
+  timespec now{};
+  ::clock_gettime(c, &now);
+  const auto left = std::chrono::seconds(t->tv_sec - now.tv_sec) + std::chrono::nanoseconds(t->tv_nsec - now.tv_nsec);
+  out = limit::after(left > std::chrono::nanoseconds::zero() ? left : std::chrono::nanoseconds::zero());
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Green thread records
+//
+// Records live in one reserved region, so that telling a green pthread_t from
+// an OS thread's (the address of its glibc descriptor) is a range check.
+
+constexpr std::uint64_t record_magic = 0x67726f7665746872ull;  // "grovethr"
+constexpr unsigned keys_max = PTHREAD_KEYS_MAX;
+
+// thread_exit unwinds a green thread for pthread_exit and cancellation. Like
+// glibc's forced unwinding it runs C++ destructors and cleanup handlers on the
+// way; it is not a std::exception, so handlers for those let it pass.
+struct thread_exit {
+  void* value;
+};
+
+struct specific_slot {
+  unsigned seq = 0;  // the key's generation it was set under
+  void* value = nullptr;
+};
+
+struct green_thread {
+  std::uint64_t magic = record_magic;
+  void* (*start)(void*) = nullptr;
+  void* arg = nullptr;
+  void* result = nullptr;
+  enum : unsigned { finished = 1, detached = 2, joining = 4 };
+  std::atomic<unsigned> flags{0};
+  detail::hub_core* hub = nullptr;
+  grove::hub* hub_handle = nullptr;
+  pthread_t os_thread{};
+  detail::greenlet_core* g = nullptr;
+  std::size_t stack_size = 0;
+  std::size_t guard_size = 0;
+  bool cancel_enabled = true;
+  bool cancel_async = false;
+  bool cancel_pending = false;
+  bool exiting = false;
+  char name[16] = {};
+  std::vector<specific_slot> specific;
+};
+
+namespace {
+
+union record_slot {
+  green_thread t;
+  record_slot* next_free;
+  char size[256];
+  record_slot() : next_free(nullptr) {}
+  ~record_slot() {}
+};
+static_assert(sizeof(green_thread) <= 256);
+
+constexpr std::size_t region_bytes = std::size_t{1} << 30;
+record_slot* region = nullptr;
+std::atomic<bool> region_lock{false};
+record_slot* free_slots = nullptr;
+std::size_t used_slots = 0;
+
+struct region_guard {
+  region_guard() noexcept {
+    while (region_lock.exchange(true, std::memory_order_acquire)) __builtin_ia32_pause();
+  }
+  ~region_guard() { region_lock.store(false, std::memory_order_release); }
+};
+
+green_thread* new_record() {
+  record_slot* s = nullptr;
+  {
+    const region_guard hold;
+    if (region == nullptr) {
+      void* p = ::mmap(nullptr, region_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      if (p == MAP_FAILED) return nullptr;
+      region = static_cast<record_slot*>(p);
+    }
+    if (free_slots != nullptr) {
+      s = free_slots;
+      free_slots = s->next_free;
+    } else if (used_slots < region_bytes / sizeof(record_slot)) {
+      s = region + used_slots++;
+    }
+  }
+  return s == nullptr ? nullptr : new (&s->t) green_thread;
+}
+
+void free_record(green_thread* t) noexcept {
+  t->~green_thread();
+  auto* s = reinterpret_cast<record_slot*>(t);
+  std::memset(static_cast<void*>(s), 0, sizeof *s);  // the magic goes: a stale pthread_t is no longer a green thread
+  const region_guard hold;
+  s->next_free = free_slots;
+  free_slots = s;
+}
+
+// green_of returns the green thread t names, or nullptr for an OS thread's id.
+green_thread* green_of(pthread_t t) noexcept {
+  const auto a = static_cast<std::uintptr_t>(t);
+  const auto base = reinterpret_cast<std::uintptr_t>(region);
+  if (region == nullptr || a < base || a >= base + region_bytes || (a - base) % sizeof(record_slot) != 0) return nullptr;
+  auto* g = reinterpret_cast<green_thread*>(a);
+  return g->magic == record_magic ? g : nullptr;
+}
+
+// Green threads alive (main waits for them in pthread_exit).
+std::atomic<long> green_running{0};
+std::atomic<long> native_running_here{0};
+
+// ---------------------------------------------------------------------------
+// Thread-specific data. Keys come from glibc (so OS threads keep using its
+// storage); green threads keep their values in their records, checked against
+// the key's generation so that a deleted and reused key reads as empty.
+
+struct key_entry {
+  std::atomic<unsigned> seq{0};  // odd: in use
+  std::atomic<void (*)(void*)> destructor{nullptr};
+};
+key_entry keys[keys_max];
+
+void run_key_destructors(green_thread& t) {
+  for (int round = 0; round < PTHREAD_DESTRUCTOR_ITERATIONS; ++round) {
+    bool any = false;
+    for (std::size_t k = 0; k < t.specific.size(); ++k) {
+      specific_slot& s = t.specific[k];
+      if (s.value == nullptr || s.seq != keys[k].seq.load(std::memory_order_acquire)) continue;
+      void (*d)(void*) = keys[k].destructor.load(std::memory_order_acquire);
+      void* v = s.value;
+      s.value = nullptr;
+      if (d != nullptr) {
+        d(v);
+        any = true;
+      }
+    }
+    if (!any) break;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Life cycle
+
+void finish(green_thread& t, void* value) noexcept {
+  t.result = value;
+  const unsigned before = t.flags.fetch_or(green_thread::finished, std::memory_order_acq_rel);
+  if ((before & green_thread::detached) != 0) {
+    free_record(&t);
+  } else {
+    parking::unpark_all(&t);  // the joiner; it frees the record
+  }
+  if (green_running.fetch_sub(1, std::memory_order_acq_rel) == 1) parking::unpark_all(&green_running);
+}
+
+void run_green(green_thread* t) {
+  detail::greenlet_core* g = detail::tls_hub->ts->current;
+  g->hooks_data = t;
+  t->g = g;
+  void* value = nullptr;
+  try {
+    if (t->cancel_pending && t->cancel_enabled) throw thread_exit{PTHREAD_CANCELED};
+    value = t->start(t->arg);
+  } catch (const thread_exit& e) {
+    value = e.value;
+  } catch (...) {
+    // Killed (its hub's thread is exiting) or an exception escaped the thread
+    // function, which ends a program natively (std::terminate) — a green
+    // thread's end must still be recorded for its joiner.
+    t->exiting = true;
+    g->hooks_data = nullptr;
+    finish(*t, nullptr);
+    throw;
+  }
+  t->exiting = true;
+  try {
+    run_key_destructors(*t);
+  } catch (const thread_exit&) {
+    // pthread_exit in a destructor: the thread is already exiting.
+  }
+  g->hooks_data = nullptr;
+  finish(*t, value);
+}
+
+std::size_t default_stack() noexcept {
+  pthread_attr_t a;
+  std::size_t size = 8 << 20;
+  if (::pthread_getattr_default_np(&a) == 0) {
+    ::pthread_attr_getstacksize(&a, &size);
+    ::pthread_attr_destroy(&a);
+  }
+  return size;
+}
+
+// native start: an OS thread the program created, counted while it runs.
+struct native_start {
+  void* (*start)(void*);
+  void* arg;
+};
+
+void native_finished() noexcept {
+  parking::native_thread_finished();
+  if (native_running_here.fetch_sub(1, std::memory_order_acq_rel) == 1) parking::unpark_all(&native_running_here);
+}
+
+void* run_native(void* p) {
+  const native_start s = *static_cast<native_start*>(p);
+  delete static_cast<native_start*>(p);
+  struct counted {
+    ~counted() { native_finished(); }
+  } const guard;
+  return s.start(s.arg);
+}
+
+int create_native(pthread_t* out, const pthread_attr_t* attr, void* (*start)(void*), void* arg) {
+  if (detail::creating_helper_thread) return real_pthread_create()(out, attr, start, arg);
+  auto* s = new (std::nothrow) native_start{start, arg};
+  if (s == nullptr) return EAGAIN;
+  parking::native_thread_started();
+  native_running_here.fetch_add(1, std::memory_order_acq_rel);
+  const int rc = real_pthread_create()(out, attr, run_native, s);
+  if (rc != 0) {
+    delete s;
+    native_finished();
+  }
+  return rc;
+}
+
+// waits for every green thread (and every OS thread the program started) to end.
+void wait_for_all_threads() {
+  for (long n; (n = green_running.load(std::memory_order_acquire)) > 0;) {
+    parking::park(&green_running, [&] { return green_running.load(std::memory_order_acquire) > 0; }, limit::never());
+  }
+  for (long n; (n = native_running_here.load(std::memory_order_acquire)) > 0;) {
+    parking::park(&native_running_here, [&] { return native_running_here.load(std::memory_order_acquire) > 0; },
+                  limit::never());
+  }
+}
+
+int join(pthread_t id, void** value, limit l) {
+  green_thread* t = green_of(id);
+  if (t == current_green()) return EDEADLK;
+  const unsigned before = t->flags.fetch_or(green_thread::joining, std::memory_order_acq_rel);
+  if ((before & (green_thread::detached | green_thread::joining)) != 0) {
+    if ((before & green_thread::joining) == 0) t->flags.fetch_and(~green_thread::joining);
+    return EINVAL;
+  }
+  while ((t->flags.load(std::memory_order_acquire) & green_thread::finished) == 0) {
+    const auto r =
+        parking::park(t, [t] { return (t->flags.load(std::memory_order_acquire) & green_thread::finished) == 0; }, l);
+    if (r == parking::result::timed_out &&
+        (t->flags.load(std::memory_order_acquire) & green_thread::finished) == 0) {
+      t->flags.fetch_and(~green_thread::joining);
+      return l.forever ? EBUSY : ETIMEDOUT;
+    }
+  }
+  if (value != nullptr) *value = t->result;
+  free_record(t);
+  return 0;
+}
+
+void cancel_now(green_thread& t) {
+  if (&t == current_green()) {
+    t.cancel_pending = false;
+    throw thread_exit{PTHREAD_CANCELED};
+  }
+  // Parked: it raises at its blocking point; running: at its next one.
+  if (t.g != nullptr) detail::interrupt(t.g, std::make_exception_ptr(thread_exit{PTHREAD_CANCELED}));
+}
+
+}  // namespace
+
+void cancellation_point() {
+  green_thread* t = current_green();
+  if (t != nullptr && t->cancel_pending && t->cancel_enabled && !t->exiting) {
+    t->cancel_pending = false;
+    throw thread_exit{PTHREAD_CANCELED};
+  }
+}
+
+}  // namespace grove::hooks
+
+using namespace grove::hooks;
+namespace detail = grove::detail;
+
+extern "C" {
+
+int pthread_create(pthread_t* out, const pthread_attr_t* attr, void* (*start)(void*), void* arg) {
+  if (detail::creating_helper_thread || !cooperative() || !green_threads()) return create_native(out, attr, start, arg);
+  std::size_t stack = 0;
+  std::size_t guard = 4096;
+  int detach = PTHREAD_CREATE_JOINABLE;
+  if (attr != nullptr) {
+    void* addr = nullptr;
+    ::pthread_attr_getstack(attr, &addr, &stack);  // a stack of the program's own: its size is kept, not its memory
+    if (addr == nullptr) ::pthread_attr_getstacksize(attr, &stack);
+    ::pthread_attr_getguardsize(attr, &guard);
+    ::pthread_attr_getdetachstate(attr, &detach);
+  }
+  if (stack == 0) stack = default_stack();
+  stack = std::clamp(stack, grove::min_stack_size, grove::max_stack_size);
+  green_thread* t = new_record();
+  if (t == nullptr) return EAGAIN;
+  t->start = start;
+  t->arg = arg;
+  t->hub = detail::tls_hub;
+  t->hub_handle = &grove::hub::current();
+  t->os_thread = real_pthread_self()();
+  t->stack_size = stack;
+  t->guard_size = guard;
+  if (detach == PTHREAD_CREATE_DETACHED) t->flags.store(green_thread::detached);
+  if (green_thread* parent = current_green(); parent != nullptr) std::memcpy(t->name, parent->name, sizeof t->name);
+  try {
+    auto* s = detail::new_task(std::nullopt, stack, [t] { run_green(t); });
+    s->release();  // no handle: the record is the thread's handle
+  } catch (const std::exception&) {
+    free_record(t);
+    return EAGAIN;
+  }
+  green_running.fetch_add(1, std::memory_order_acq_rel);
+  *out = reinterpret_cast<pthread_t>(t);
+  return 0;
+}
+
+int pthread_join(pthread_t id, void** value) {
+  if (green_of(id) == nullptr) return real_pthread_join()(id, value);
+  cancellation_point();
+  return join(id, value, limit::never());
+}
+
+int pthread_tryjoin_np(pthread_t id, void** value) {
+  green_thread* t = green_of(id);
+  if (t == nullptr) return real_pthread_tryjoin_np()(id, value);
+  if ((t->flags.load(std::memory_order_acquire) & green_thread::finished) == 0) return EBUSY;
+  return join(id, value, limit::never());
+}
+
+int pthread_timedjoin_np(pthread_t id, void** value, const timespec* at) {
+  if (green_of(id) == nullptr) return real_pthread_timedjoin_np()(id, value, at);
+  limit l;
+  if (at != nullptr && !to_limit(CLOCK_REALTIME, at, l)) return EINVAL;
+  cancellation_point();
+  return join(id, value, at == nullptr ? limit::never() : l);
+}
+
+int pthread_clockjoin_np(pthread_t id, void** value, clockid_t c, const timespec* at) {
+  if (green_of(id) == nullptr) return real_pthread_clockjoin_np()(id, value, c, at);
+  limit l;
+  if (at != nullptr && !to_limit(c, at, l)) return EINVAL;
+  cancellation_point();
+  return join(id, value, at == nullptr ? limit::never() : l);
+}
+
+int pthread_detach(pthread_t id) {
+  green_thread* t = green_of(id);
+  if (t == nullptr) return real_pthread_detach()(id);
+  const unsigned before = t->flags.fetch_or(green_thread::detached, std::memory_order_acq_rel);
+  if ((before & green_thread::detached) != 0) return EINVAL;
+  if ((before & green_thread::finished) != 0) free_record(t);
+  return 0;
+}
+
+[[noreturn]] void pthread_exit(void* value) {
+  if (green_thread* t = current_green(); t != nullptr && !t->exiting) throw thread_exit{value};
+  if (cooperative() && detail::tls_hub->ts->current->is_main &&
+      (green_running.load() > 0 || native_running_here.load() > 0)) {
+    // main leaves while other threads run: natively the process lives on until
+    // the last thread ends, then exits with status 0.
+    wait_for_all_threads();
+    std::exit(0);
+  }
+  real_pthread_exit()(value);
+  __builtin_unreachable();
+}
+
+pthread_t pthread_self() noexcept {
+  if (green_thread* t = current_green(); t != nullptr) return reinterpret_cast<pthread_t>(t);
+  return real_pthread_self()();
+}
+
+int pthread_setname_np(pthread_t id, const char* name) noexcept {
+  green_thread* t = green_of(id);
+  if (t == nullptr) return real_pthread_setname_np()(id, name);
+  if (std::strlen(name) >= sizeof t->name) return ERANGE;
+  std::strcpy(t->name, name);
+  return 0;
+}
+
+int pthread_getname_np(pthread_t id, char* buf, std::size_t len) noexcept {
+  green_thread* t = green_of(id);
+  if (t == nullptr) return real_pthread_getname_np()(id, buf, len);
+  if (t->name[0] == '\0') {  // never named: it has its OS thread's name, as a new thread inherits it
+    char os[16] = {};
+    real_pthread_getname_np()(t->os_thread, os, sizeof os);
+    std::memcpy(t->name, os, sizeof os);
+  }
+  if (len < std::strlen(t->name) + 1) return ERANGE;
+  std::strcpy(buf, t->name);
+  return 0;
+}
+
+int pthread_getattr_np(pthread_t id, pthread_attr_t* attr) noexcept {
+  green_thread* t = green_of(id);
+  if (t == nullptr) return real_pthread_getattr_np()(id, attr);
+  if (const int rc = ::pthread_attr_init(attr); rc != 0) return rc;
+  const detail::stack_span s = t->g != nullptr ? detail::stack_bounds(t->g) : detail::stack_span{};
+  if (s.lowest != nullptr) {
+    ::pthread_attr_setstack(attr, s.lowest, s.size);
+  } else {
+    ::pthread_attr_setstacksize(attr, t->stack_size);
+  }
+  ::pthread_attr_setguardsize(attr, t->guard_size);
+  const bool detached = (t->flags.load(std::memory_order_acquire) & green_thread::detached) != 0;
+  ::pthread_attr_setdetachstate(attr, detached ? PTHREAD_CREATE_DETACHED : PTHREAD_CREATE_JOINABLE);
+  return 0;
+}
+
+int pthread_kill(pthread_t id, int sig) noexcept {
+  green_thread* t = green_of(id);
+  if (t == nullptr) return real_pthread_kill()(id, sig);
+  if ((t->flags.load(std::memory_order_acquire) & green_thread::finished) != 0) return ESRCH;
+  // The signal goes to the OS thread the green thread runs on; its handler runs there.
+  return sig == 0 ? 0 : real_pthread_kill()(t->os_thread, sig);
+}
+
+int pthread_cancel(pthread_t id) {
+  green_thread* t = green_of(id);
+  if (t == nullptr) return real_pthread_cancel()(id);
+  if ((t->flags.load(std::memory_order_acquire) & green_thread::finished) != 0 || t->exiting) return 0;
+  if (t->hub != detail::tls_hub) {
+    t->hub_handle->post([t] {
+      t->cancel_pending = true;
+      if (t->cancel_enabled && t->cancel_async && t->g != nullptr) cancel_now(*t);
+    });
+    return 0;
+  }
+  t->cancel_pending = true;
+  if (t->cancel_enabled && t->g != nullptr && t != current_green()) cancel_now(*t);
+  return 0;
+}
+
+int pthread_setcancelstate(int state, int* old) {
+  green_thread* t = current_green();
+  if (t == nullptr) return real_pthread_setcancelstate()(state, old);
+  if (state != PTHREAD_CANCEL_ENABLE && state != PTHREAD_CANCEL_DISABLE) return EINVAL;
+  if (old != nullptr) *old = t->cancel_enabled ? PTHREAD_CANCEL_ENABLE : PTHREAD_CANCEL_DISABLE;
+  t->cancel_enabled = state == PTHREAD_CANCEL_ENABLE;
+  return 0;
+}
+
+int pthread_setcanceltype(int type, int* old) {
+  green_thread* t = current_green();
+  if (t == nullptr) return real_pthread_setcanceltype()(type, old);
+  if (type != PTHREAD_CANCEL_DEFERRED && type != PTHREAD_CANCEL_ASYNCHRONOUS) return EINVAL;
+  if (old != nullptr) *old = t->cancel_async ? PTHREAD_CANCEL_ASYNCHRONOUS : PTHREAD_CANCEL_DEFERRED;
+  t->cancel_async = type == PTHREAD_CANCEL_ASYNCHRONOUS;
+  return 0;
+}
+
+void pthread_testcancel() {
+  if (current_green() == nullptr) {
+    real_pthread_testcancel()();
+    return;
+  }
+  cancellation_point();
+}
+
+int pthread_key_create(pthread_key_t* key, void (*destructor)(void*)) noexcept {
+  const int rc = real_pthread_key_create()(key, destructor);
+  if (rc == 0 && *key < keys_max) {
+    keys[*key].destructor.store(destructor, std::memory_order_release);
+    keys[*key].seq.fetch_add(1, std::memory_order_acq_rel);  // now odd: in use
+  }
+  return rc;
+}
+
+int pthread_key_delete(pthread_key_t key) noexcept {
+  if (key < keys_max && (keys[key].seq.load(std::memory_order_acquire) & 1) != 0) {
+    keys[key].destructor.store(nullptr, std::memory_order_release);
+    keys[key].seq.fetch_add(1, std::memory_order_acq_rel);  // even: free; green values set under it are void
+  }
+  return real_pthread_key_delete()(key);
+}
+
+void* pthread_getspecific(pthread_key_t key) noexcept {
+  green_thread* t = current_green();
+  if (t == nullptr) return real_pthread_getspecific()(key);
+  if (key >= t->specific.size()) return nullptr;
+  const specific_slot& s = t->specific[key];
+  return s.seq == keys[key].seq.load(std::memory_order_acquire) ? s.value : nullptr;
+}
+
+int pthread_setspecific(pthread_key_t key, const void* value) noexcept {
+  green_thread* t = current_green();
+  if (t == nullptr) return real_pthread_setspecific()(key, value);
+  if (key >= keys_max) return EINVAL;
+  const unsigned seq = keys[key].seq.load(std::memory_order_acquire);
+  if ((seq & 1) == 0) return EINVAL;
+  try {
+    if (key >= t->specific.size()) t->specific.resize(key + 1);
+  } catch (const std::bad_alloc&) {
+    return ENOMEM;
+  }
+  t->specific[key] = {seq, const_cast<void*>(value)};
+  return 0;
+}
+
+int sched_yield() noexcept {
+  if (!cooperative()) return real_sched_yield()();
+  const keep_errno kept;
+  try {
+    grove::yield();
+  } catch (...) {
+    // sched_yield cannot throw: what interrupts the caller is raised at its next blocking call
+    std::exception_ptr e = std::current_exception();
+    parking::rearm(e);
+  }
+  return 0;
+}
+
+}  // extern "C"

@@ -1,0 +1,52 @@
+// threads.hpp — green pthreads: what the thread and synchronisation hooks share.
+//
+// With GROVE_THREADS=green (grove-run's default), pthread_create called by a
+// task or by main becomes a grove task on the caller's hub: a green thread.
+// Its identity (pthread_self) is its record here; its thread-specific data
+// lives in the record too. Threads grove starts for itself, and threads
+// created where there is no hub, stay OS threads, as every thread does with
+// GROVE_THREADS=native.
+#pragma once
+
+#include <pthread.h>
+
+#include <cstdint>
+
+#include <grove/detail/wait.hpp>
+
+#include "context.hpp"
+
+namespace grove::hooks {
+
+struct green_thread;
+
+// green_threads tells whether pthread_create makes green threads
+// (GROVE_THREADS; a bad value prints a message and exits with status 2).
+bool green_threads();
+// default_to_green makes green the default when GROVE_THREADS is unset (the
+// preload library's choice; a program linking grove::hooks defaults to native).
+void default_to_green() noexcept;
+
+// current_green returns the green thread the caller runs in, or nullptr (an OS
+// thread, main, a plain task, the hub).
+[[gnu::always_inline]] inline green_thread* current_green() noexcept {
+  detail::hub_core* h = detail::tls_hub;
+  return h == nullptr ? nullptr : static_cast<green_thread*>(h->ts->current->hooks_data);
+}
+
+// owner_id identifies the caller as the owner of a lock: its greenlet when it
+// is cooperative (main, a task, a green thread), else its OS thread.
+[[gnu::always_inline]] inline std::uintptr_t owner_id() noexcept {
+  if (cooperative()) return reinterpret_cast<std::uintptr_t>(detail::tls_hub->ts->current);
+  return static_cast<std::uintptr_t>(::pthread_self()) | 1;  // greenlets are aligned: never odd
+}
+
+// cancellation_point acts on a pending pthread_cancel of the calling green
+// thread (unwinding it), as glibc's cancellation points do.
+void cancellation_point();
+
+// to_limit converts an absolute time on clock c into a limit on the hub's
+// clock. False: c is not a clock pthread waits accept, or t is malformed.
+bool to_limit(clockid_t c, const timespec* t, limit& out) noexcept;
+
+}  // namespace grove::hooks
