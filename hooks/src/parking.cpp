@@ -162,7 +162,10 @@ result park_green(bucket& b, node& n, bool (*validate)(void*), void* state, limi
     if (!*deferred) *deferred = std::current_exception();
     return result::unparked;
   }
-  if (woken) return result::unparked;
+  if (woken) {
+    slicing = false;  // something other than a signal handler woke it: no longer everything is blocked
+    return result::unparked;
+  }
   if (leave(b, n)) {
     await_delivery(n);
     return result::unparked;

@@ -235,12 +235,12 @@ int rw_rdlock(pthread_rwlock_t* rp, limit l, bool try_only) noexcept {
       if (st.compare_exchange_weak(s, s + 1, std::memory_order_acquire)) break;
       continue;
     }
-    if (rw.writer().load(std::memory_order_relaxed) == owner_id()) {
-      rc = EDEADLK;
-      break;
-    }
     if (try_only) {
       rc = EBUSY;
+      break;
+    }
+    if (rw.writer().load(std::memory_order_relaxed) == owner_id()) {
+      rc = EDEADLK;
       break;
     }
     const auto busy = [](unsigned v) { return (v & rw_writer) != 0; };
@@ -267,12 +267,12 @@ int rw_wrlock(pthread_rwlock_t* rp, limit l, bool try_only) noexcept {
       }
       continue;
     }
-    if ((s & rw_writer) != 0 && rw.writer().load(std::memory_order_relaxed) == owner_id()) {
-      rc = EDEADLK;
-      break;
-    }
     if (try_only) {
       rc = EBUSY;
+      break;
+    }
+    if ((s & rw_writer) != 0 && rw.writer().load(std::memory_order_relaxed) == owner_id()) {
+      rc = EDEADLK;
       break;
     }
     const auto busy = [](unsigned v) { return (v & ~rw_waiters) != 0; };
@@ -604,11 +604,16 @@ int pthread_barrier_wait(pthread_barrier_t* b) noexcept {
 }
 
 // --- spinlocks ---------------------------------------------------------------
+// glibc's x86 encoding: 1 is free, 0 (or less) taken. pthread_spin_init and
+// pthread_spin_unlock stay glibc's.
 
 int pthread_spin_lock(pthread_spinlock_t* l) noexcept {
   std::atomic_ref<int> w(*const_cast<int*>(l));
   for (int tries = 0;; ++tries) {
-    if (w.load(std::memory_order_relaxed) == 0 && w.exchange(1, std::memory_order_acquire) == 0) return 0;
+    int free = 1;
+    if (w.load(std::memory_order_relaxed) == 1 && w.compare_exchange_strong(free, 0, std::memory_order_acquire)) {
+      return 0;
+    }
     if (tries < spin_tries) {
       relax();
     } else if (cooperative()) {
@@ -626,13 +631,9 @@ int pthread_spin_lock(pthread_spinlock_t* l) noexcept {
 }
 
 int pthread_spin_trylock(pthread_spinlock_t* l) noexcept {
-  std::atomic_ref<int> w(*const_cast<int*>(l));
-  return w.exchange(1, std::memory_order_acquire) == 0 ? 0 : EBUSY;
-}
-
-int pthread_spin_unlock(pthread_spinlock_t* l) noexcept {
-  std::atomic_ref<int>(*const_cast<int*>(l)).store(0, std::memory_order_release);
-  return 0;
+  int free = 1;
+  return std::atomic_ref<int>(*const_cast<int*>(l)).compare_exchange_strong(free, 0, std::memory_order_acquire) ? 0
+                                                                                                               : EBUSY;
 }
 
 // --- once --------------------------------------------------------------------
