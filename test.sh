@@ -5,7 +5,7 @@
 #   1. the normal build (RelWithDebInfo): every test, the install/consumer test
 #   2. ASan + UBSan: every test
 #   3. valgrind memcheck over the normal build's runtime tests: zero errors
-#   4. TSan: the cross-thread tests
+#   4. TSan: the cross-thread tests, and green pthreads shared with OS threads
 # Build trees live in build/<kind>; a second run reuses them.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -56,7 +56,8 @@ memcheck() {
 
 tsan() {
   build build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGROVE_SANITIZE=thread -DGROVE_BENCH=OFF -DGROVE_EXAMPLES=OFF &&
-    TSAN_OPTIONS=halt_on_error=1 build/tsan/tests/runtime_tests --test-case='*thread*'
+    TSAN_OPTIONS=halt_on_error=1 build/tsan/tests/runtime_tests --test-case='*thread*' &&
+    GROVE_THREADS=green TSAN_OPTIONS=halt_on_error=1 build/tsan/tests/thread_hooks_tests
 }
 
 stage "normal build" normal

@@ -125,6 +125,7 @@ namespace grove::hooks {
   X(pthread_barrier_wait, int (*)(pthread_barrier_t*))                                                            \
   X(pthread_spin_lock, int (*)(pthread_spinlock_t*))                                                              \
   X(pthread_spin_trylock, int (*)(pthread_spinlock_t*))                                                           \
+  X(pthread_spin_unlock, int (*)(pthread_spinlock_t*))                                                            \
   X(pthread_once, int (*)(pthread_once_t*, void (*)()))                                                           \
   X(sem_wait, int (*)(sem_t*))                                                                                    \
   X(sem_timedwait, int (*)(sem_t*, const timespec*))                                                              \

@@ -604,8 +604,8 @@ int pthread_barrier_wait(pthread_barrier_t* b) noexcept {
 }
 
 // --- spinlocks ---------------------------------------------------------------
-// glibc's x86 encoding: 1 is free, 0 (or less) taken. pthread_spin_init and
-// pthread_spin_unlock stay glibc's.
+// glibc's x86 encoding: 1 is free, 0 (or less) taken. pthread_spin_init stays
+// glibc's.
 
 int pthread_spin_lock(pthread_spinlock_t* l) noexcept {
   std::atomic_ref<int> w(*const_cast<int*>(l));
@@ -628,6 +628,11 @@ int pthread_spin_lock(pthread_spinlock_t* l) noexcept {
       real_sched_yield()();
     }
   }
+}
+
+int pthread_spin_unlock(pthread_spinlock_t* l) noexcept {
+  std::atomic_ref<int>(*const_cast<int*>(l)).store(1, std::memory_order_release);
+  return 0;
 }
 
 int pthread_spin_trylock(pthread_spinlock_t* l) noexcept {

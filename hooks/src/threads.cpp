@@ -540,7 +540,9 @@ void pthread_testcancel() {
   cancellation_point();
 }
 
-int pthread_key_create(pthread_key_t* key, void (*destructor)(void*)) noexcept {
+// Not instrumented by TSan: TSan's own start-up creates a key, before it can
+// observe anything.
+__attribute__((no_sanitize("thread"))) int pthread_key_create(pthread_key_t* key, void (*destructor)(void*)) noexcept {
   const int rc = real_pthread_key_create()(key, destructor);
   if (rc == 0 && *key < keys_max) {
     keys[*key].destructor.store(destructor, std::memory_order_release);
