@@ -95,6 +95,9 @@ namespace grove::hooks {
   X(pthread_setcancelstate, int (*)(int, int*))                                                                   \
   X(pthread_setcanceltype, int (*)(int, int*))                                                                    \
   X(pthread_testcancel, void (*)())                                                                               \
+  X(__pthread_register_cancel, void (*)(__pthread_unwind_buf_t*))                                                 \
+  X(__pthread_unregister_cancel, void (*)(__pthread_unwind_buf_t*))                                               \
+  X(__pthread_unwind_next, void (*)(__pthread_unwind_buf_t*))                                                     \
   X(pthread_key_create, int (*)(pthread_key_t*, void (*)(void*)))                                                 \
   X(pthread_key_delete, int (*)(pthread_key_t))                                                                   \
   X(pthread_getspecific, void* (*)(pthread_key_t))                                                                \

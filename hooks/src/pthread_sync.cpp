@@ -203,6 +203,12 @@ constexpr unsigned rw_readers = rw_writer - 1;
 
 struct rwlock_ref {
   pthread_rwlock_t* r;
+  // Writers waiting, counted for PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP,
+  // the one kind whose readers let a waiting writer go first.
+  std::atomic_ref<unsigned> writers_waiting() const noexcept { return std::atomic_ref<unsigned>(r->__data.__writers); }
+  bool prefers_writers() const noexcept {
+    return __atomic_load_n(&r->__data.__flags, __ATOMIC_RELAXED) == PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP;
+  }
   std::atomic_ref<unsigned> state() const noexcept { return std::atomic_ref<unsigned>(r->__data.__readers); }
   std::atomic_ref<unsigned long> writer() const noexcept { return std::atomic_ref<unsigned long>(r->__data.__pad2); }
   bool shared() const noexcept { return __atomic_load_n(&r->__data.__shared, __ATOMIC_RELAXED) != 0; }
@@ -223,11 +229,13 @@ bool mark_waiting(const rwlock_ref& rw, Busy busy) noexcept {
 int rw_rdlock(pthread_rwlock_t* rp, limit l, bool try_only) noexcept {
   const rwlock_ref rw{rp};
   auto st = rw.state();
+  const bool writers_first = rw.prefers_writers();
+  const auto writer_waits = [&] { return writers_first && rw.writers_waiting().load() != 0; };
   std::exception_ptr deferred;
   int rc = 0;
   for (;;) {
     unsigned s = st.load(std::memory_order_relaxed);
-    if ((s & rw_writer) == 0) {
+    if ((s & rw_writer) == 0 && !writer_waits()) {
       if ((s & rw_readers) == rw_readers) {
         rc = EAGAIN;
         break;
@@ -243,7 +251,7 @@ int rw_rdlock(pthread_rwlock_t* rp, limit l, bool try_only) noexcept {
       rc = EDEADLK;
       break;
     }
-    const auto busy = [](unsigned v) { return (v & rw_writer) != 0; };
+    const auto busy = [&](unsigned v) { return (v & rw_writer) != 0 || writer_waits(); };
     if (parking::park(rp, [&] { return mark_waiting(rw, busy); }, l, &deferred) == result::timed_out) {
       rc = ETIMEDOUT;
       break;
@@ -276,7 +284,11 @@ int rw_wrlock(pthread_rwlock_t* rp, limit l, bool try_only) noexcept {
       break;
     }
     const auto busy = [](unsigned v) { return (v & ~rw_waiters) != 0; };
-    if (parking::park(rp, [&] { return mark_waiting(rw, busy); }, l, &deferred) == result::timed_out) {
+    rw.writers_waiting().fetch_add(1);
+    const result r = parking::park(rp, [&] { return mark_waiting(rw, busy); }, l, &deferred);
+    rw.writers_waiting().fetch_sub(1);
+    if (r == result::timed_out) {
+      if (rw.prefers_writers()) parking::unpark_all(rp);  // readers held back for this writer go on
       rc = ETIMEDOUT;
       break;
     }
@@ -317,8 +329,9 @@ struct sem_ref {
   std::atomic_ref<unsigned> waiters() const noexcept {
     return std::atomic_ref<unsigned>(reinterpret_cast<unsigned*>(s)[1]);
   }
-  // glibc's `private` field: FUTEX_PRIVATE_FLAG for sem_init(s, 0, v), 0 when shared.
-  bool shared() const noexcept { return reinterpret_cast<const int*>(s)[2] == 0; }
+  // glibc's `private` field: 0 for sem_init(s, 0, v); FUTEX_PRIVATE_FLAG's
+  // value (128) for sem_init(s, 1, v) and sem_open.
+  bool shared() const noexcept { return reinterpret_cast<const int*>(s)[2] != 0; }
 };
 
 bool sem_take(const sem_ref& s) noexcept {
@@ -334,8 +347,12 @@ bool sem_take(const sem_ref& s) noexcept {
 // trywait, then a sleep on the hub, backing off to 20 ms.
 int sem_poll(sem_t* sp, limit l) {
   auto pause = std::chrono::microseconds(500);
+  const int caller_errno = errno;
   for (;;) {
-    if (real_sem_trywait()(sp) == 0) return 0;
+    if (real_sem_trywait()(sp) == 0) {
+      errno = caller_errno;
+      return 0;
+    }
     if (errno != EAGAIN) return -1;
     if (l.passed()) {
       errno = ETIMEDOUT;
@@ -372,7 +389,7 @@ int timed_sem(sem_t* sp, clockid_t c, const timespec* at) {
     return -1;
   }
   cancellation_point();
-  return sem_wait_for(sp, l);
+  return cancellable([&] { return sem_wait_for(sp, l); });
 }
 
 // ---------------------------------------------------------------------------
@@ -461,7 +478,7 @@ int pthread_mutex_destroy(pthread_mutex_t* m) noexcept {
 int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
   if (cond_ref{c}.shared()) return real_pthread_cond_wait()(c, m);
   cancellation_point();
-  return cond_wait(c, m, limit::never());
+  return cancellable([&] { return cond_wait(c, m, limit::never()); });
 }
 
 int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m, const timespec* at) {
@@ -470,7 +487,7 @@ int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m, const timespec
   limit l;
   if (!to_limit(r.clock(), at, l)) return EINVAL;
   cancellation_point();
-  return cond_wait(c, m, l);
+  return cancellable([&] { return cond_wait(c, m, l); });
 }
 
 int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock, const timespec* at) {
@@ -478,7 +495,7 @@ int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t cloc
   limit l;
   if (!to_limit(clock, at, l)) return EINVAL;
   cancellation_point();
-  return cond_wait(c, m, l);
+  return cancellable([&] { return cond_wait(c, m, l); });
 }
 
 int pthread_cond_signal(pthread_cond_t* c) noexcept {
@@ -679,7 +696,7 @@ int sem_wait(sem_t* s) {
   if (sem_ref{s}.shared()) return cooperative() ? sem_poll(s, limit::never()) : real_sem_wait()(s);
   if (sem_take(sem_ref{s})) return 0;
   cancellation_point();
-  return sem_wait_for(s, limit::never());
+  return cancellable([&] { return sem_wait_for(s, limit::never()); });
 }
 
 int sem_timedwait(sem_t* s, const timespec* at) {

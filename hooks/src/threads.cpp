@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <setjmp.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -87,13 +88,6 @@ bool to_limit(clockid_t c, const timespec* t, limit& out) noexcept {
 constexpr std::uint64_t record_magic = 0x67726f7665746872ull;  // "grovethr"
 constexpr unsigned keys_max = PTHREAD_KEYS_MAX;
 
-// thread_exit unwinds a green thread for pthread_exit and cancellation. Like
-// glibc's forced unwinding it runs C++ destructors and cleanup handlers on the
-// way; it is not a std::exception, so handlers for those let it pass.
-struct thread_exit {
-  void* value;
-};
-
 struct specific_slot {
   unsigned seq = 0;  // the key's generation it was set under
   void* value = nullptr;
@@ -116,6 +110,8 @@ struct green_thread {
   bool cancel_async = false;
   bool cancel_pending = false;
   bool exiting = false;
+  __pthread_unwind_buf_t* cleanup_top = nullptr;  // C cleanup handlers, innermost first
+  void* exit_value = nullptr;                      // while they run
   char name[16] = {};
   std::vector<specific_slot> specific;
 };
@@ -337,7 +333,7 @@ int join(pthread_t id, void** value, limit l) {
 void cancel_now(green_thread& t) {
   if (&t == current_green()) {
     t.cancel_pending = false;
-    throw thread_exit{PTHREAD_CANCELED};
+    unwind_green(PTHREAD_CANCELED);
   }
   // Parked: it raises at its blocking point; running: at its next one.
   if (t.g != nullptr) detail::interrupt(t.g, std::make_exception_ptr(thread_exit{PTHREAD_CANCELED}));
@@ -349,8 +345,49 @@ void cancellation_point() {
   green_thread* t = current_green();
   if (t != nullptr && t->cancel_pending && t->cancel_enabled && !t->exiting) {
     t->cancel_pending = false;
-    throw thread_exit{PTHREAD_CANCELED};
+    unwind_green(PTHREAD_CANCELED);
   }
+}
+
+namespace {
+// next_cleanup jumps into the innermost C cleanup handler, or unwinds.
+[[noreturn]] void next_cleanup(green_thread& t) {
+  if (__pthread_unwind_buf_t* b = t.cleanup_top; b != nullptr) {
+    // pthread_cleanup_push's sigsetjmp(buf, 0): its buffer starts as a
+    // jmp_buf does, with no signal mask saved.
+    ::longjmp(reinterpret_cast<__jmp_buf_tag*>(b->__cancel_jmp_buf), 1);
+  }
+  throw thread_exit{t.exit_value};
+}
+
+__pthread_unwind_buf_t*& prev_of(__pthread_unwind_buf_t* b) noexcept {
+  return reinterpret_cast<__pthread_unwind_buf_t*&>(b->__pad[0]);
+}
+
+// main's own thread-specific data lives in glibc; its destructors run when it
+// leaves through pthread_exit, before the process exits.
+void run_main_key_destructors() {
+  for (int round = 0; round < PTHREAD_DESTRUCTOR_ITERATIONS; ++round) {
+    bool any = false;
+    for (unsigned k = 0; k < keys_max; ++k) {
+      if ((keys[k].seq.load(std::memory_order_acquire) & 1) == 0) continue;
+      void (*d)(void*) = keys[k].destructor.load(std::memory_order_acquire);
+      void* v = real_pthread_getspecific()(k);
+      if (d == nullptr || v == nullptr) continue;
+      real_pthread_setspecific()(k, nullptr);
+      d(v);
+      any = true;
+    }
+    if (!any) break;
+  }
+}
+}  // namespace
+
+void unwind_green(void* value) {
+  green_thread* t = current_green();
+  if (t == nullptr) throw thread_exit{value};
+  t->exit_value = value;
+  next_cleanup(*t);
 }
 
 }  // namespace grove::hooks
@@ -400,7 +437,7 @@ int pthread_create(pthread_t* out, const pthread_attr_t* attr, void* (*start)(vo
 int pthread_join(pthread_t id, void** value) {
   if (green_of(id) == nullptr) return real_pthread_join()(id, value);
   cancellation_point();
-  return join(id, value, limit::never());
+  return cancellable([&] { return join(id, value, limit::never()); });
 }
 
 int pthread_tryjoin_np(pthread_t id, void** value) {
@@ -436,16 +473,46 @@ int pthread_detach(pthread_t id) {
 }
 
 [[noreturn]] void pthread_exit(void* value) {
-  if (green_thread* t = current_green(); t != nullptr && !t->exiting) throw thread_exit{value};
-  if (cooperative() && detail::tls_hub->ts->current->is_main &&
-      (green_running.load() > 0 || native_running_here.load() > 0)) {
-    // main leaves while other threads run: natively the process lives on until
-    // the last thread ends, then exits with status 0.
+  if (green_thread* t = current_green(); t != nullptr && !t->exiting) unwind_green(value);
+  if (cooperative() && detail::tls_hub->ts->current->is_main) {
+    // main leaves: natively its key destructors run, and the process lives on
+    // until the last thread ends, then exits with status 0 (grove's own
+    // threads, which never end, do not count).
+    run_main_key_destructors();
     wait_for_all_threads();
     std::exit(0);
   }
   real_pthread_exit()(value);
   __builtin_unreachable();
+}
+
+void __pthread_register_cancel(__pthread_unwind_buf_t* buf) {
+  green_thread* t = current_green();
+  if (t == nullptr) {
+    real___pthread_register_cancel()(buf);
+    return;
+  }
+  prev_of(buf) = t->cleanup_top;
+  t->cleanup_top = buf;
+}
+
+void __pthread_unregister_cancel(__pthread_unwind_buf_t* buf) {
+  green_thread* t = current_green();
+  if (t == nullptr) {
+    real___pthread_unregister_cancel()(buf);
+    return;
+  }
+  t->cleanup_top = prev_of(buf);
+}
+
+[[noreturn]] void __pthread_unwind_next(__pthread_unwind_buf_t* buf) {
+  green_thread* t = current_green();
+  if (t == nullptr) {
+    real___pthread_unwind_next()(buf);
+    __builtin_unreachable();
+  }
+  t->cleanup_top = prev_of(buf);  // this handler has run: on to the next
+  next_cleanup(*t);
 }
 
 pthread_t pthread_self() noexcept {

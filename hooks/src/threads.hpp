@@ -45,6 +45,32 @@ void default_to_green() noexcept;
 // thread (unwinding it), as glibc's cancellation points do.
 void cancellation_point();
 
+// thread_exit unwinds a green thread for pthread_exit and cancellation. Like
+// glibc's forced unwinding it runs C++ destructors and cleanup handlers on the
+// way; it is not a std::exception, so handlers for those let it pass.
+struct thread_exit {
+  void* value;
+};
+
+// unwind_green ends the calling green thread with value: through the cleanup
+// handlers C code registered with pthread_cleanup_push first (glibc keeps
+// those per OS thread; the hooks keep them per green thread), then by
+// unwinding its stack with thread_exit.
+[[noreturn]] void unwind_green(void* value);
+
+// cancellable runs a cancellation point's wait: a cancellation that reaches it
+// goes through the C cleanup handlers too.
+template <class F>
+auto cancellable(F f) -> decltype(f()) {
+  void* value = nullptr;
+  try {
+    return f();
+  } catch (const thread_exit& e) {
+    value = e.value;
+  }
+  unwind_green(value);  // out of the handler: the exception is over
+}
+
 // to_limit converts an absolute time on clock c into a limit on the hub's
 // clock. False: c is not a clock pthread waits accept, or t is malformed.
 bool to_limit(clockid_t c, const timespec* t, limit& out) noexcept;
