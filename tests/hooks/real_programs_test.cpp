@@ -1,14 +1,19 @@
 // Real, unmodified Debian programs under grove-run, compared with native runs:
 // curl and wget against a local HTTP server, nc moving a large file, redis-cli
-// against a local redis-server.
+// against a local redis-server; and threaded programs whose pthreads become
+// grove tasks on one OS thread: Python threads sleeping, Python's
+// ThreadingHTTPServer under load, siege's pthread-per-user client, xz -T4.
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -49,31 +54,63 @@ class background {
   }
   background(const background&) = delete;
   background& operator=(const background&) = delete;
+  // The destructor ends the process with SIGTERM, and SIGKILL if it is still
+  // there after 10 s: a server that ignores SIGTERM fails the test, never hangs it.
   ~background() {
     if (pid_ > 0) {
       ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, nullptr, 0);
+      if (!reaped_within(10s)) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+      }
     }
     ::close(out_);
   }
-  // wait waits for the process to exit and returns its exit status.
-  int wait() {
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
+  // wait waits for the process to exit and returns its exit status; after
+  // limit it kills the process with SIGKILL (status 128 + 9).
+  int wait(std::chrono::seconds limit = 120s) {
+    if (!reaped_within(limit)) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status_, 0);
+    }
     pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
   }
-  // first_line reads the first line the server prints.
+  // first_line reads the first line the server prints, waiting at most 60 s
+  // for it (then it returns what it has).
   std::string first_line() {
     std::string line;
-    char c;
-    while (::read(out_, &c, 1) == 1 && c != '\n') line += c;
-    return line;
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    for (;;) {
+      pollfd p{out_, POLLIN, 0};
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return line;
+      char c;
+      if (::read(out_, &c, 1) != 1 || c == '\n') return line;
+      line += c;
+    }
+  }
+  // alive is true while the process has not exited.
+  bool alive() {
+    if (pid_ > 0 && ::waitpid(pid_, &status_, WNOHANG) == pid_) pid_ = -1;
+    return pid_ > 0;
   }
 
  private:
+  // reaped_within waits up to limit for the process to exit, and reaps it.
+  bool reaped_within(std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (::waitpid(pid_, &status_, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(5ms);
+    }
+    return true;
+  }
+
   pid_t pid_ = -1;
   int out_ = -1;
+  int status_ = 0;
 };
 
 // free_port returns a TCP port on 127.0.0.1 that nothing uses right now.
@@ -132,6 +169,203 @@ void wait_for_listener(int port) {
     std::this_thread::sleep_for(10ms);
   }
   FAIL("nothing listens on port " << port);
+}
+
+// os_threads is how many OS threads process pid has (0 once it is gone).
+int os_threads(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::atoi(line.c_str() + 8);
+  }
+  return 0;
+}
+
+// limited_result is what a child run under a time limit did.
+struct limited_result {
+  int exit_code = -1;      // when it exited
+  int signal = 0;          // when a signal killed it
+  bool timed_out = false;  // it outlived its limit and was killed with SIGKILL
+  std::string out;         // stdout and stderr, interleaved
+  double seconds = 0;      // from start to exit
+  int max_threads = 0;     // most OS threads seen while sampling
+};
+
+// run_limited runs argv like run_program (env entries "NAME=value" added), but
+// kills it with SIGKILL after limit, and samples its OS thread count every few
+// milliseconds: from the start, or once its output contains sample_from.
+limited_result run_limited(const std::vector<std::string>& argv, std::chrono::seconds limit,
+                           const std::vector<std::string>& env = {}, const std::string& sample_from = "") {
+  int pipefd[2];
+  REQUIRE(::pipe2(pipefd, O_CLOEXEC) == 0);
+  const auto start = std::chrono::steady_clock::now();
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::dup2(pipefd[1], STDOUT_FILENO);
+    ::dup2(pipefd[1], STDERR_FILENO);
+    for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  ::close(pipefd[1]);
+  limited_result r;
+  int status = 0;
+  bool sampling = sample_from.empty();
+  bool open = true;
+  char buf[4096];
+  for (;;) {
+    if (sampling) r.max_threads = std::max(r.max_threads, os_threads(pid));
+    const pid_t done = ::waitpid(pid, &status, WNOHANG);
+    if (done == pid) break;
+    if (std::chrono::steady_clock::now() - start > limit) {
+      r.timed_out = true;
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      break;
+    }
+    if (!open) {
+      std::this_thread::sleep_for(2ms);
+      continue;
+    }
+    pollfd p{pipefd[0], POLLIN, 0};
+    if (::poll(&p, 1, 2) > 0) {
+      const ssize_t n = ::read(pipefd[0], buf, sizeof buf);
+      if (n <= 0) {
+        open = false;  // stdout closed (or handed to a grandchild that outlives it): keep waiting for the exit
+      } else {
+        r.out.append(buf, static_cast<std::size_t>(n));
+        if (!sampling && r.out.find(sample_from) != std::string::npos) sampling = true;
+      }
+    }
+  }
+  r.seconds = seconds_since(start);
+  // What it wrote before it exited is all in the pipe now.
+  ::fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+  ssize_t n;
+  while (open && (n = ::read(pipefd[0], buf, sizeof buf)) > 0) r.out.append(buf, static_cast<std::size_t>(n));
+  ::close(pipefd[0]);
+  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+  return r;
+}
+
+std::vector<std::string> under_grove_run(const std::vector<std::string>& argv) {
+  std::vector<std::string> under = {grove_run};
+  under.insert(under.end(), argv.begin(), argv.end());
+  return under;
+}
+
+// Debian's interpreter, not whatever python3 comes first in PATH; -I ignores
+// the user's environment and site-packages.
+const std::string python = "/usr/bin/python3";
+
+// python_sleepers starts 200 threads that each sleep 1 s, then joins them.
+constexpr const char* python_sleepers = R"(import threading
+import time
+
+woke = []
+lock = threading.Lock()
+
+
+def sleeper(i):
+    time.sleep(1)
+    with lock:
+        woke.append(i)
+
+
+threads = [threading.Thread(target=sleeper, args=(i,)) for i in range(200)]
+for t in threads:
+    t.start()
+print(f"{threading.active_count() - 1} threads sleeping", flush=True)
+for t in threads:
+    t.join()
+print(f"{len(woke)} threads woke, each once: {sorted(woke) == list(range(200))}")
+)";
+
+// python_http_server is http.server.ThreadingHTTPServer (a thread per
+// request) on an ephemeral port; it prints "listening on 127.0.0.1:PORT".
+constexpr const char* python_http_server = R"(import http.server
+import time
+
+
+class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 1024  # socketserver's 5 makes 200 clients retry their SYNs for seconds
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        time.sleep(0.05)  # every handler thread blocks a while: many are waiting at once
+        body = b"Hello from Python threads\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args):
+        pass
+
+
+with Server(("127.0.0.1", 0), Handler) as server:
+    print(f"listening on 127.0.0.1:{server.server_address[1]}", flush=True)
+    server.serve_forever()
+)";
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary);
+  f << text;
+  REQUIRE(f.good());
+}
+
+// siege_setup is a HOME for siege (it keeps cookies in ~/.siege) and an rc
+// file, so that a run reads neither the user's ~/.siege nor /etc/siege.
+struct siege_setup {
+  temp_dir dir;
+  std::string rc = dir.path() + "/siegerc";
+  std::string home = "HOME=" + dir.path();
+  siege_setup() {
+    std::filesystem::create_directory(dir.path() + "/.siege");
+    write_file(rc,
+               "protocol = HTTP/1.1\nlogging = false\nshow-logfile = false\nverbose = false\nparser = false\n"
+               "timeout = 30\nfailures = 1000000\nlimit = 1000\n");
+  }
+  // argv is siege -b (no delay between requests) with `users` simulated users
+  // each making `reps` requests to url, printing its summary as JSON (-j).
+  std::vector<std::string> argv(int users, int reps, const std::string& url) const {
+    return {"/usr/bin/siege", "-R", rc, "-b", "-j", "-c", std::to_string(users), "-r", std::to_string(reps), url};
+  }
+};
+
+// siege_number reads a field of siege's JSON summary ("transactions",
+// "availability", "failed_transactions"...); -1 when it is missing.
+double siege_number(const std::string& out, const std::string& field) {
+  const std::string key = "\"" + field + "\":";
+  const std::size_t at = out.find(key);
+  if (at == std::string::npos) return -1;
+  return std::strtod(out.c_str() + at + key.size(), nullptr);
+}
+
+// generated_text is `size` bytes of words drawn from a fixed vocabulary: text
+// that compresses like text, the same on every run.
+std::string generated_text(std::size_t size) {
+  std::mt19937_64 random(7);
+  std::vector<std::string> words(3000);
+  for (auto& w : words) {
+    const std::size_t length = 2 + random() % 9;
+    for (std::size_t i = 0; i < length; ++i) w += static_cast<char>('a' + random() % 26);
+  }
+  std::string text;
+  text.reserve(size + 16);
+  while (text.size() < size) {
+    text += words[random() % words.size()];
+    text += random() % 12 == 0 ? '\n' : ' ';
+  }
+  text.resize(size);
+  return text;
 }
 
 }  // namespace
@@ -218,4 +452,137 @@ TEST_CASE("redis-cli gives the same answers natively and under grove-run") {
     CHECK(b.exit_code == a.exit_code);
     CHECK(b.out == a.out);
   }
+}
+
+TEST_CASE("200 Python threads each sleeping 1 s finish in under 2 s on at most 3 OS threads under grove-run") {
+  require_program(python);
+  temp_dir dir;
+  const std::string script = dir.path() + "/sleepers.py";
+  write_file(script, python_sleepers);
+  const std::vector<std::string> argv = {python, "-I", script};
+  const std::string expected = "200 threads sleeping\n200 threads woke, each once: True\n";
+
+  const limited_result native = run_limited(argv, 60s, {}, "threads sleeping");
+  CHECK(native.out == expected);
+  CHECK(native.exit_code == 0);
+  CHECK(native.max_threads > 200);  // the sampling sees the threads a native run has
+
+  const limited_result grove = run_limited(under_grove_run(argv), 60s, {}, "threads sleeping");
+  CHECK_FALSE(grove.timed_out);
+  CHECK(grove.out == native.out);
+  CHECK(grove.exit_code == native.exit_code);
+  CHECK(grove.signal == native.signal);
+  CHECK(grove.max_threads <= 3);
+  CHECK(grove.seconds >= 1.0);  // they did sleep
+  CHECK(grove.seconds < 2.0);   // together
+
+  // GROVE_THREADS=native keeps every thread an OS thread, with the same output.
+  const limited_result os = run_limited(under_grove_run(argv), 60s, {"GROVE_THREADS=native"}, "threads sleeping");
+  CHECK_FALSE(os.timed_out);
+  CHECK(os.out == native.out);
+  CHECK(os.exit_code == native.exit_code);
+  CHECK(os.max_threads > 200);
+}
+
+TEST_CASE("Python's ThreadingHTTPServer under grove-run serves 200 concurrent siege users without a failed request") {
+  require_program(python);
+  require_program("/usr/bin/siege");
+  temp_dir dir;
+  const std::string script = dir.path() + "/server.py";
+  write_file(script, python_http_server);
+  const siege_setup siege;
+  constexpr int users = 200;
+  constexpr int reps = 5;
+  for (const bool green : {false, true}) {
+    CAPTURE(green);
+    const std::vector<std::string> server_argv = {python, "-I", script};
+    background server(green ? under_grove_run(server_argv) : server_argv);
+    const std::string line = server.first_line();  // "listening on 127.0.0.1:PORT"
+    REQUIRE(line.rfind("listening on ", 0) == 0);
+    const std::string url = "http://" + line.substr(line.rfind(' ') + 1) + "/";
+    // siege itself runs natively: the load comes from outside the server.
+    const limited_result load = run_limited(siege.argv(users, reps, url), 60s, {siege.home});
+    CAPTURE(load.out);
+    CHECK_FALSE(load.timed_out);
+    CHECK(load.exit_code == 0);
+    CHECK(siege_number(load.out, "transactions") == users * reps);
+    CHECK(siege_number(load.out, "successful_transactions") == users * reps);
+    CHECK(siege_number(load.out, "failed_transactions") == 0);
+    CHECK(siege_number(load.out, "availability") == 100.0);
+    // One handler at a time would take users * reps * 0.05 s = 50 s.
+    CHECK(load.seconds < 25.0);
+    CHECK(server.alive());  // the server survived the load
+  }
+}
+
+TEST_CASE("siege's 100 user threads under grove-run: 100% available, native transaction count, at most 3 OS threads") {
+  require_program("/usr/bin/siege");
+  background server({GROVE_HTTP_HELLO, "0"});
+  const std::string line = server.first_line();  // "listening on 127.0.0.1:PORT"
+  REQUIRE(line.rfind("listening on ", 0) == 0);
+  const std::string url = "http://" + line.substr(line.rfind(' ') + 1) + "/";
+  const siege_setup siege;
+  constexpr int users = 100;
+  constexpr int reps = 20;
+  const std::vector<std::string> argv = siege.argv(users, reps, url);
+
+  const limited_result native = run_limited(argv, 60s, {siege.home});
+  CAPTURE(native.out);
+  CHECK(native.exit_code == 0);
+  CHECK(siege_number(native.out, "transactions") == users * reps);
+  CHECK(siege_number(native.out, "availability") == 100.0);
+  CHECK(native.max_threads > users);  // a thread per simulated user
+
+  const limited_result grove = run_limited(under_grove_run(argv), 60s, {siege.home});
+  CAPTURE(grove.out);
+  CHECK_FALSE(grove.timed_out);
+  CHECK(grove.exit_code == native.exit_code);
+  CHECK(grove.signal == native.signal);
+  CHECK(siege_number(grove.out, "transactions") == siege_number(native.out, "transactions"));
+  CHECK(siege_number(grove.out, "successful_transactions") == users * reps);
+  CHECK(siege_number(grove.out, "failed_transactions") == 0);
+  CHECK(siege_number(grove.out, "availability") == 100.0);
+  CHECK(grove.max_threads <= 3);
+}
+
+TEST_CASE("xz -T4 under grove-run compresses to the same bytes as natively, its CPU-bound threads never deadlocking") {
+  require_program("/usr/bin/xz");
+  temp_dir dir;
+  const std::string text = generated_text(4 << 20);
+  // 512 KiB blocks: 8 of them, so all four worker threads get work.
+  const std::vector<std::string> options = {"-T4", "--block-size=512KiB", "-k"};
+  auto compress = [&](const std::string& name, bool green) {
+    std::filesystem::create_directory(dir.path() + "/" + name);
+    const std::string input = dir.path() + "/" + name + "/data";
+    write_file(input, text);
+    std::vector<std::string> argv = {"/usr/bin/xz"};
+    argv.insert(argv.end(), options.begin(), options.end());
+    argv.push_back(input);
+    const limited_result r = run_limited(green ? under_grove_run(argv) : argv, 120s);
+    CAPTURE(r.out);
+    CHECK_FALSE(r.timed_out);
+    CHECK(r.exit_code == 0);
+    CHECK(r.signal == 0);
+    return r;
+  };
+  const limited_result native = compress("native", false);
+  CHECK(native.max_threads >= 4);  // xz really ran its workers as threads
+  const limited_result grove = compress("grove", true);
+  CHECK(grove.max_threads <= 3);
+  const std::string native_xz = file_contents(dir.path() + "/native/data.xz");
+  const std::string grove_xz = file_contents(dir.path() + "/grove/data.xz");
+  CHECK(native_xz.size() > 0);
+  CHECK(native_xz.size() < text.size() / 2);
+  CHECK(grove_xz.size() == native_xz.size());
+  CHECK(grove_xz == native_xz);
+
+  // And xz -d -T4 under grove-run gets the text back.
+  std::filesystem::create_directory(dir.path() + "/back");
+  write_file(dir.path() + "/back/data.xz", grove_xz);
+  const limited_result back =
+      run_limited(under_grove_run({"/usr/bin/xz", "-d", "-T4", dir.path() + "/back/data.xz"}), 120s);
+  CAPTURE(back.out);
+  CHECK_FALSE(back.timed_out);
+  CHECK(back.exit_code == 0);
+  CHECK(file_contents(dir.path() + "/back/data") == text);
 }

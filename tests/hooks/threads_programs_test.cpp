@@ -1,0 +1,288 @@
+// Plain C pthread programs from tests/programs/thr_*.c, built without grove,
+// run natively, under grove-run (green threads, its default) and under
+// grove-run --threads=native: the same output and exit status each time.
+// With green threads every pthread they create is a grove task, so a process
+// with hundreds of threads alive has one OS thread; natively it has hundreds.
+//
+// How the OS threads are counted without touching stdout: with
+// THR_THREADS_FILE set, a program appends "peak N" to that file at the moment
+// its threads are all alive and blocked, N being the "Threads:" line of its
+// /proc/self/status (see tests/programs/thr_report.h).
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "../support.hpp"
+
+using namespace grove_test;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string grove_run = GROVE_RUN;
+const std::string programs = GROVE_PROGRAMS;
+
+// Under grove-run the program's own threads are green, so the process has its
+// main thread plus only the helper threads grove starts for itself: the
+// thread-pool workers, started lazily by DNS look-ups and run_in_thread (none
+// of these programs does either), and the blocking monitor (only with
+// GROVE_MONITOR_MS). So 1 is expected; 3 leaves room for a helper or two
+// started at start-up, and is still far below the hundreds natively.
+constexpr int green_os_threads_at_most = 3;
+
+// limited_run is what a program did within its time limit.
+struct limited_run {
+  run_result result;
+  bool timed_out = false;
+  int peak_threads = -1;  // the "peak" line of THR_THREADS_FILE, -1 without one
+};
+
+// run_limited runs argv with extra environment entries ("NAME=value", or
+// "NAME" to unset it), killing it with SIGKILL after limit. It collects stdout
+// and stderr interleaved, the status, and the program's thread report.
+limited_run run_limited(const std::vector<std::string>& argv, const std::vector<std::string>& env = {},
+                        std::chrono::seconds limit = 60s) {
+  char report[] = "/tmp/grove-thr-threads-XXXXXX";
+  const int report_fd = ::mkstemp(report);
+  REQUIRE(report_fd >= 0);
+  ::close(report_fd);
+  const std::string report_env = std::string("THR_THREADS_FILE=") + report;
+
+  int pipefd[2];
+  REQUIRE(::pipe(pipefd) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::dup2(pipefd[1], STDOUT_FILENO);
+    ::dup2(pipefd[1], STDERR_FILENO);
+    ::close(pipefd[0]);
+    ::close(pipefd[1]);
+    ::putenv(const_cast<char*>(report_env.c_str()));
+    for (const auto& e : env) {
+      if (e.find('=') == std::string::npos)
+        ::unsetenv(e.c_str());
+      else
+        ::putenv(const_cast<char*>(e.c_str()));
+    }
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  ::close(pipefd[1]);
+  limited_run run;
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd p{pipefd[0], POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) == 0) {
+      run.timed_out = true;
+      ::kill(pid, SIGKILL);
+      break;
+    }
+    char buf[4096];
+    const ssize_t n = ::read(pipefd[0], buf, sizeof buf);
+    if (n <= 0) break;
+    run.result.out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(pipefd[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (WIFEXITED(status)) run.result.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) run.result.signal = WTERMSIG(status);
+
+  std::ifstream f(report);
+  std::string label;
+  int n = -1;
+  while (f >> label >> n)
+    if (label == "peak") run.peak_threads = n;
+  ::unlink(report);
+  return run;
+}
+
+struct runs {
+  limited_run native;        // the program alone
+  limited_run green;         // under grove-run: green threads
+  limited_run grove_native;  // under grove-run --threads=native: OS threads, hooked calls
+};
+
+// same_natively_and_under_grove_run runs a thr_ program natively, under
+// grove-run with green threads (its default: GROVE_THREADS unset), and under
+// grove-run --threads=native, and checks all three exit 0 with the same output.
+runs same_natively_and_under_grove_run(const std::string& name) {
+  CAPTURE(name);
+  runs r;
+  r.native = run_limited({programs + "/" + name});
+  r.green = run_limited({grove_run, programs + "/" + name}, {"GROVE_THREADS"});
+  r.grove_native = run_limited({grove_run, "--threads=native", programs + "/" + name}, {"GROVE_THREADS"});
+  CHECK_MESSAGE(!r.native.timed_out, "natively, the program did not finish in time");
+  CHECK(r.native.result.exit_code == 0);
+  CHECK(r.native.result.signal == 0);
+  {
+    INFO("under grove-run, green threads");
+    CHECK_MESSAGE(!r.green.timed_out, "the program did not finish in time");
+    CHECK(r.green.result.out == r.native.result.out);
+    CHECK(r.green.result.exit_code == r.native.result.exit_code);
+    CHECK(r.green.result.signal == r.native.result.signal);
+  }
+  {
+    INFO("under grove-run --threads=native");
+    CHECK_MESSAGE(!r.grove_native.timed_out, "the program did not finish in time");
+    CHECK(r.grove_native.result.out == r.native.result.out);
+    CHECK(r.grove_native.result.exit_code == r.native.result.exit_code);
+    CHECK(r.grove_native.result.signal == r.native.result.signal);
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a thread-per-connection echo server with 500 clients behaves the same natively and under grove-run, "
+    "on one OS thread") {
+  const runs r = same_natively_and_under_grove_run("thr_echo");
+  CHECK(r.native.result.out.find("clients with every echo right: 500\n") != std::string::npos);
+  // 500 clients, 500 connection threads, the server thread and main.
+  CHECK(r.native.peak_threads >= 1000);
+  CHECK(r.grove_native.peak_threads >= 1000);
+  CHECK(r.green.peak_threads >= 1);
+  CHECK(r.green.peak_threads <= green_os_threads_at_most);
+}
+
+TEST_CASE(
+    "producers and consumers on a mutex and condition variables behave the same natively and under "
+    "grove-run, and 300 threads waiting for one broadcast share one OS thread") {
+  const runs r = same_natively_and_under_grove_run("thr_prodcons");
+  CHECK(r.native.result.out.find("items consumed: 80000 of 80000\n") != std::string::npos);
+  CHECK(r.native.result.out.find("threads woken by one broadcast: 300\n") != std::string::npos);
+  CHECK(r.native.peak_threads >= 300);
+  CHECK(r.grove_native.peak_threads >= 300);
+  CHECK(r.green.peak_threads >= 1);
+  CHECK(r.green.peak_threads <= green_os_threads_at_most);
+}
+
+TEST_CASE(
+    "a worker pool on POSIX semaphores, timed waits, trywait, getvalue and a named semaphore behave the same "
+    "natively and under grove-run") {
+  const runs r = same_natively_and_under_grove_run("thr_sem");
+  CHECK(r.native.result.out.find("sem_timedwait on 0 for 100 ms: ETIMEDOUT\n") != std::string::npos);
+  CHECK(r.native.result.out.find("pool: never more than 3 jobs at once: yes\n") != std::string::npos);
+}
+
+TEST_CASE(
+    "semaphores posted by another process wake a waiting thread without stopping the others, natively and "
+    "under grove-run") {
+  same_natively_and_under_grove_run("thr_sem_fork");
+}
+
+TEST_CASE(
+    "thread keys keep one value per thread and run their destructors at thread exit, again up to "
+    "PTHREAD_DESTRUCTOR_ITERATIONS times, natively and under grove-run") {
+  const runs r = same_natively_and_under_grove_run("thr_keys");
+  CHECK(r.native.result.out.find("a destructor that always sets again ran 4 times\n") != std::string::npos);
+}
+
+TEST_CASE(
+    "error-checking and recursive mutexes, trylock, timedlock and the static initialisers return the same "
+    "errors natively and under grove-run") {
+  const runs r = same_natively_and_under_grove_run("thr_mutex");
+  CHECK(r.native.result.out.find("errorcheck: lock again: EDEADLK\n") != std::string::npos);
+  CHECK(r.native.result.out.find("errorcheck: unlock by another thread: EPERM\n") != std::string::npos);
+}
+
+TEST_CASE(
+    "rwlocks admit readers together and writers alone, with the same EBUSY, ETIMEDOUT and EDEADLK natively "
+    "and under grove-run") {
+  const runs r = same_natively_and_under_grove_run("thr_rwlock");
+  CHECK(r.native.result.out.find("readers that saw all 16 in: 16\n") != std::string::npos);
+}
+
+TEST_CASE(
+    "a barrier names one serial thread per round, and pthread_once runs its routine once, natively and "
+    "under grove-run") {
+  const runs r = same_natively_and_under_grove_run("thr_barrier");
+  CHECK(r.native.result.out.find("barrier: rounds with exactly one serial thread: 50\n") != std::string::npos);
+}
+
+TEST_CASE("spin locks exclude, report EBUSY, and wait out a holder that sleeps, natively and under grove-run") {
+  const runs r = same_natively_and_under_grove_run("thr_spin");
+  CHECK(r.native.result.out.find("spin: 4 threads counted to 80000") != std::string::npos);
+}
+
+TEST_CASE(
+    "detached threads, thread attributes, pthread_self, pthread_equal and thread names behave the same "
+    "natively and under grove-run") {
+  same_natively_and_under_grove_run("thr_detach");
+}
+
+TEST_CASE(
+    "pthread_exit hands its value to pthread_join, and pthread_exit from main lets the other threads finish "
+    "before the process exits 0, natively and under grove-run") {
+  const runs r = same_natively_and_under_grove_run("thr_exit");
+  CHECK(r.native.result.out.find("atexit handler ran, survivors done: 5\n") != std::string::npos);
+}
+
+TEST_CASE(
+    "condition variable waits time out with ETIMEDOUT on CLOCK_REALTIME and CLOCK_MONOTONIC, never early, "
+    "natively and under grove-run, 200 timed waiters on one OS thread") {
+  const runs r = same_natively_and_under_grove_run("thr_condtime");
+  CHECK(r.native.result.out.find("monotonic cond, 100 ms: ETIMEDOUT, not early: yes") != std::string::npos);
+  CHECK(r.native.peak_threads >= 200);
+  CHECK(r.grove_native.peak_threads >= 200);
+  CHECK(r.green.peak_threads >= 1);
+  CHECK(r.green.peak_threads <= green_os_threads_at_most);
+}
+
+TEST_CASE(
+    "sleeps and timed waits that start right after 200 ms of computing last their full time, natively and "
+    "under grove-run") {
+  same_natively_and_under_grove_run("thr_after_work");
+}
+
+TEST_CASE("each thread keeps its own errno while others fail, natively and under grove-run") {
+  same_natively_and_under_grove_run("thr_errno");
+}
+
+TEST_CASE("__thread variables are per OS thread: green threads share them (a documented limit), native ones do not") {
+  const std::string program = programs + "/thr_tls";
+  const limited_run native = run_limited({program});
+  const limited_run green = run_limited({grove_run, program}, {"GROVE_THREADS"});
+  const limited_run grove_native = run_limited({grove_run, "--threads=native", program}, {"GROVE_THREADS"});
+  REQUIRE(native.result.exit_code == 0);
+  CHECK(native.result.out.find("kept their own values across sleeps: 20 of 20") != std::string::npos);
+  CHECK(grove_native.result.out == native.result.out);
+  // The README's limit: one OS thread, one copy. The first green thread starts
+  // from the initialiser, the others from what it left; none keeps its own.
+  CHECK(green.result.exit_code == 0);
+  CHECK(green.result.out.find("kept their own values across sleeps: 0 of 20") != std::string::npos);
+}
+
+TEST_CASE(
+    "GROVE_THREADS=native under grove-run keeps OS threads, GROVE_THREADS=green makes them green, and a bad "
+    "value exits 2") {
+  const std::string echo = programs + "/thr_echo";
+  const limited_run native = run_limited({echo});
+  const limited_run env_native = run_limited({grove_run, echo}, {"GROVE_THREADS=native"});
+  const limited_run env_green = run_limited({grove_run, echo}, {"GROVE_THREADS=green"});
+  REQUIRE(native.result.exit_code == 0);
+  for (const limited_run* r : {&env_native, &env_green}) {
+    CHECK(!r->timed_out);
+    CHECK(r->result.exit_code == 0);
+    CHECK(r->result.out == native.result.out);
+  }
+  CHECK(env_native.peak_threads >= 1000);
+  CHECK(env_green.peak_threads >= 1);
+  CHECK(env_green.peak_threads <= green_os_threads_at_most);
+  const limited_run bad = run_limited({grove_run, programs + "/thr_keys"}, {"GROVE_THREADS=maybe"});
+  CHECK(bad.result.exit_code == 2);
+  CHECK(bad.result.out.find("GROVE_THREADS") != std::string::npos);
+}
