@@ -187,10 +187,16 @@ std::atomic<long> native_running_here{0};
 // the key's generation so that a deleted and reused key reads as empty.
 
 struct key_entry {
-  std::atomic<unsigned> seq{0};  // odd: in use
+  std::atomic<unsigned> seq{0};  // odd: in use, and per green thread
   std::atomic<void (*)(void*)> destructor{nullptr};
 };
 key_entry keys[keys_max];
+
+// Keys created before the hooks' constructors run belong to sanitizer runtimes
+// and the like, which keep per-OS-thread state in them (ASan finds its current
+// thread through one): those stay glibc's, per OS thread.
+std::atomic<bool> program_started{false};
+[[gnu::constructor(101)]] void note_program_start() { program_started.store(true); }
 
 void run_key_destructors(green_thread& t) {
   for (int round = 0; round < PTHREAD_DESTRUCTOR_ITERATIONS; ++round) {
@@ -611,7 +617,7 @@ void pthread_testcancel() {
 // observe anything.
 __attribute__((no_sanitize("thread"))) int pthread_key_create(pthread_key_t* key, void (*destructor)(void*)) noexcept {
   const int rc = real_pthread_key_create()(key, destructor);
-  if (rc == 0 && *key < keys_max) {
+  if (rc == 0 && *key < keys_max && program_started.load(std::memory_order_relaxed)) {
     keys[*key].destructor.store(destructor, std::memory_order_release);
     keys[*key].seq.fetch_add(1, std::memory_order_acq_rel);  // now odd: in use
   }
@@ -626,9 +632,16 @@ int pthread_key_delete(pthread_key_t key) noexcept {
   return real_pthread_key_delete()(key);
 }
 
+namespace {
+// green_key: a key whose values are per green thread (created by the program).
+bool green_key(pthread_key_t key) noexcept {
+  return key < keys_max && (keys[key].seq.load(std::memory_order_acquire) & 1) != 0;
+}
+}  // namespace
+
 void* pthread_getspecific(pthread_key_t key) noexcept {
   green_thread* t = current_green();
-  if (t == nullptr) return real_pthread_getspecific()(key);
+  if (t == nullptr || !green_key(key)) return real_pthread_getspecific()(key);
   if (key >= t->specific.size()) return nullptr;
   const specific_slot& s = t->specific[key];
   return s.seq == keys[key].seq.load(std::memory_order_acquire) ? s.value : nullptr;
@@ -636,10 +649,8 @@ void* pthread_getspecific(pthread_key_t key) noexcept {
 
 int pthread_setspecific(pthread_key_t key, const void* value) noexcept {
   green_thread* t = current_green();
-  if (t == nullptr) return real_pthread_setspecific()(key, value);
-  if (key >= keys_max) return EINVAL;
+  if (t == nullptr || !green_key(key)) return real_pthread_setspecific()(key, value);
   const unsigned seq = keys[key].seq.load(std::memory_order_acquire);
-  if ((seq & 1) == 0) return EINVAL;
   try {
     if (key >= t->specific.size()) t->specific.resize(key + 1);
   } catch (const std::bad_alloc&) {
