@@ -6,9 +6,10 @@ cd "$(dirname "$0")"
 source cmake/debian-deps.sh
 grove_install_deps
 
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGROVE_EXAMPLES=ON -DGROVE_BENCH=ON >/dev/null
 examples=(greenlet_pingpong generator sleepers producer_consumer semaphore_workers future wait_with_timeout
-  blocking_in_thread fetcher chat_server echo_server echo_client)
+  blocking_in_thread fetcher chat_server echo_server echo_client bug_service grove_run grove_preload
+  bench_threads_echo bench_echo_load)
 cmake --build build/release -j "$(nproc)" --target "${examples[@]}" >/dev/null
 
 step() {
@@ -118,5 +119,14 @@ step "13. an unmodified binary under grove-run (hooks/grove_run.cpp)" \
   "grove-run preloads libgrove-preload.so: the program's main thread gets a hub and its blocking calls wait on it. /bin/cat, untouched, waits for input in read() natively and in the hub's epoll_wait under grove-run, with the same output." \
   grove_run_demo
 
+threads_demo() {
+  # bench/threads/run.sh builds what it needs, starts each server fresh, drives it with 1,000
+  # connections from bench/echo's load generator and samples its RSS and OS threads.
+  bash bench/threads/run.sh --servers "native grove-run" --connections 1000 --seconds 3 --warmup 1
+}
+step "14. an unmodified threaded server, natively and under grove-run (bench/threads/thread_echo_server.c)" \
+  "A plain C echo server that starts one pthread per connection, with blocking recv/send: the way servers were written before event loops. Natively each of its 1,000 connections is an OS thread with an 8 MiB stack. Under grove-run, each pthread is a green thread: a grove task on one OS thread, blocking in the same calls, which now wait on the hub. Same binary, side by side:" \
+  threads_demo
+
 echo
-echo "──── That is the tour so far. Green threads for unmodified threaded binaries come next."
+echo "──── That is the tour: greenlets, the hub, cooperative I/O, the hooks, and green pthreads."

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# bench/threads/handoff.sh — what a hand-off between two pthreads costs through a pthread
+# mutex + condition variable and through mutexes alone: natively and under grove-run's green
+# pthreads, in the same run.
+#
+#   [BUILD=build/release] bash bench/threads/handoff.sh [--rounds R] [--round-ms M] [--repeat N]
+#
+# Runs bench_threads_handoff (see handoff.c: best of R rounds of about M ms each) three ways:
+#   native, CPU 1       both threads on one CPU, as under grove-run
+#   native, CPUs 0,1    the threads free to run on both CPUs (wake-ups cross CPUs)
+#   grove-run, CPU 1    green pthreads: both threads are tasks on one OS thread
+# and prints ns per hand-off, the OS threads seen while the two threads ran, and grove-run's
+# ratio to each native way. With --repeat N each way runs N times and keeps its fastest figures.
+#
+# "others" is the CPU time that every other user process on the machine (and the hypervisor, as
+# steal) took during the run, as a percent of one CPU; above 3% the row is marked "disturbed".
+#
+# Exits 1 if a build or a run fails (or hangs for 120 s), 2 on a bad command line.
+set -Eeuo pipefail
+# A failure of the script itself (not one it reports) must not exit 1 without a word.
+trap 'echo "handoff.sh: line $LINENO: unexpected failure (status $?)" >&2' ERR
+
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+BUILD=${BUILD:-build/release}
+rounds=7
+round_ms=100
+repeat=1
+
+usage() {
+  sed -n '6p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+while (($# > 0)); do
+  case $1 in
+    --rounds) rounds=${2:?}; shift 2 ;;
+    --round-ms) round_ms=${2:?}; shift 2 ;;
+    --repeat) repeat=${2:?}; shift 2 ;;
+    -h | --help) usage ;;
+    *) echo "handoff.sh: unknown argument '$1'" >&2; usage ;;
+  esac
+done
+[[ $rounds =~ ^[1-9][0-9]*$ && $round_ms =~ ^[1-9][0-9]*$ && $repeat =~ ^[1-9][0-9]*$ ]] ||
+  { echo "handoff.sh: --rounds, --round-ms and --repeat take whole numbers >= 1" >&2; exit 2; }
+
+die() {
+  echo "handoff.sh: $*" >&2
+  exit 1
+}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/grove-handoff.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+cmake --build "$BUILD" -j2 --target bench_threads_handoff grove_run grove_preload >"$tmp/build.log" 2>&1 ||
+  { cat "$tmp/build.log" >&2; die "building bench_threads_handoff and grove_run in $BUILD failed"; }
+bin=$BUILD/bench/threads/bench_threads_handoff
+grove_run=$BUILD/hooks/grove-run
+unset GROVE_THREADS LD_PRELOAD
+
+# others_ticks: sets other_ticks to the CPU time, in clock ticks, of every user process on the
+# machine but this script (their own time and their reaped children's, which is how the
+# compilers of a concurrent build are caught), plus the hypervisor's steal time. The benchmark
+# is a child of this script: its time lands in ours, which is left out.
+others_ticks() {
+  local p line
+  local -a f
+  other_ticks=0
+  for p in /proc/[0-9]*; do
+    [[ ${p#/proc/} == "$$" ]] && continue
+    { read -r line <"$p/stat"; } 2>/dev/null || continue
+    # After the command name: state is field 0, parent 1, utime 11, stime 12, cutime 13, cstime 14.
+    read -r -a f <<<"${line##*) }"
+    # Kernel threads (kthreadd's children) are left out: ksoftirqd's share of the loopback
+    # traffic is part of the benchmark, up to 10% of a CPU at 10,000 connections.
+    ((f[1] == 2 || ${p#/proc/} == 2)) && continue
+    ((other_ticks += f[11] + f[12] + f[13] + f[14]))
+  done
+  # The first line of /proc/stat sums all CPUs; steal is its 8th number.
+  read -r -a f </proc/stat
+  ((other_ticks += f[8]))
+}
+
+# run_way KEY CPUS COMMAND...: one run, kept if faster.
+declare -A condvar_ns mutex_ns os_threads others
+run_way() {
+  local key=$1 cpus=$2 others0 t0 status=0 line other
+  shift 2
+  others_ticks
+  others0=$other_ticks
+  t0=$(date +%s%N)
+  timeout -k 5 120 taskset -c "$cpus" "$@" --rounds "$rounds" --round-ms "$round_ms" >"$tmp/out" 2>"$tmp/err" || status=$?
+  others_ticks
+  other=$(awk -v a="$others0" -v b="$other_ticks" -v t0="$t0" -v t1="$(date +%s%N)" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { printf "%.1f", (b - a) / hz * 100 / ((t1 - t0) / 1e9) }')
+  if ((status == 124 || status == 137)); then
+    cat "$tmp/out" "$tmp/err" >&2
+    die "$key: $* did not finish within 120 s (a hand-off that never happens?)"
+  elif ((status != 0)); then
+    cat "$tmp/out" "$tmp/err" >&2
+    die "$key: $* failed (status $status)"
+  fi
+  local c m t
+  line=$(grep '^condvar ' "$tmp/out") || die "$key: no condvar line in: $(cat "$tmp/out")"
+  [[ $line =~ ns_per_handoff=([0-9.]+).*os_threads=(-?[0-9]+) ]] || die "$key: unexpected output '$line'"
+  c=${BASH_REMATCH[1]}
+  t=${BASH_REMATCH[2]}
+  line=$(grep '^mutex ' "$tmp/out") || die "$key: no mutex line in: $(cat "$tmp/out")"
+  [[ $line =~ ns_per_handoff=([0-9.]+).*os_threads=(-?[0-9]+) ]] || die "$key: unexpected output '$line'"
+  m=${BASH_REMATCH[1]}
+  ((BASH_REMATCH[2] > t)) && t=${BASH_REMATCH[2]}
+  if [[ -z ${condvar_ns[$key]:-} ]] || awk -v a="$c" -v b="${condvar_ns[$key]}" 'BEGIN { exit !(a < b) }'; then
+    condvar_ns[$key]=$c
+  fi
+  if [[ -z ${mutex_ns[$key]:-} ]] || awk -v a="$m" -v b="${mutex_ns[$key]}" 'BEGIN { exit !(a < b) }'; then
+    mutex_ns[$key]=$m
+  fi
+  os_threads[$key]=$t
+  # The most disturbed of the repeats: a kept figure may come from any of them.
+  if [[ -z ${others[$key]:-} ]] || awk -v a="$other" -v b="${others[$key]}" 'BEGIN { exit !(a > b) }'; then
+    others[$key]=$other
+  fi
+}
+
+ways=("native, CPU 1" "native, CPUs 0,1" "grove-run, CPU 1")
+best=""
+((repeat > 1)) && best=", fastest of $repeat runs"
+echo "bench/threads handoff: two pthreads handing control back and forth; best of $rounds rounds of ~$round_ms ms$best"
+echo "  $bin; grove-run: $grove_run"
+for ((r = 0; r < repeat; r++)); do
+  run_way "${ways[0]}" 1 "$bin"
+  run_way "${ways[1]}" 0,1 "$bin"
+  run_way "${ways[2]}" 1 "$grove_run" "$bin"
+done
+
+echo
+disturbed=""
+printf '%-18s %16s %16s %11s %11s\n' "" "condvar ns/hand" "mutex ns/hand" "OS threads" "others"
+for way in "${ways[@]}"; do
+  mark=""
+  if awk -v o="${others[$way]}" 'BEGIN { exit !(o > 3) }'; then
+    mark="  disturbed"
+    disturbed=yes
+  fi
+  printf '%-18s %16.1f %16.1f %11d %10.1f%%%s\n' "$way" "${condvar_ns[$way]}" "${mutex_ns[$way]}" "${os_threads[$way]}" \
+    "${others[$way]}" "$mark"
+done
+[[ -n $disturbed ]] && echo "disturbed: other processes took more than 3% of a CPU during the run (the worst of the repeats)"
+
+echo
+green=${ways[2]}
+for way in "${ways[0]}" "${ways[1]}"; do
+  awk -v way="$way" -v gc="${condvar_ns[$green]}" -v nc="${condvar_ns[$way]}" -v gm="${mutex_ns[$green]}" \
+    -v nm="${mutex_ns[$way]}" 'BEGIN {
+      printf "grove-run / %-17s ns per hand-off: condvar %.3fx (speed-up %.1fx), mutex %.3fx (speed-up %.1fx)\n", way ":", gc / nc, nc / gc, gm / nm, nm / gm
+    }'
+done
+if ((${os_threads[$green]} > 1)); then
+  echo
+  echo "NOTE: under grove-run the two threads ran on ${os_threads[$green]} OS threads: green pthreads were not in effect."
+fi
+exit 0
