@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <grove/detail/os_threads.hpp>
+#include <grove/greenlet.hpp>
 #include <grove/hub.hpp>
 #include <grove/stack.hpp>
 #include <grove/sleep.hpp>
@@ -230,10 +231,23 @@ void finish(green_thread& t, void* value) noexcept {
   if (green_running.fetch_sub(1, std::memory_order_acq_rel) == 1) parking::unpark_all(&green_running);
 }
 
+// label names a green thread's task for grove's diagnostics (dump_tasks, the
+// blocking monitor): its pthread name, else its pthread_t.
+void label(green_thread& t) {
+  char buf[48];
+  if (t.name[0] != '\0') {
+    std::snprintf(buf, sizeof buf, "pthread \"%s\"", t.name);
+  } else {
+    std::snprintf(buf, sizeof buf, "pthread %#lx", static_cast<unsigned long>(reinterpret_cast<std::uintptr_t>(&t)));
+  }
+  grove::greenlet::current().set_name(buf);
+}
+
 void run_green(green_thread* t) {
   detail::greenlet_core* g = detail::tls_hub->ts->current;
   g->hooks_data = t;
   t->g = g;
+  label(*t);
   void* value = nullptr;
   try {
     if (t->cancel_pending && t->cancel_enabled) throw thread_exit{PTHREAD_CANCELED};
@@ -531,6 +545,13 @@ int pthread_setname_np(pthread_t id, const char* name) noexcept {
   if (t == nullptr) return real_pthread_setname_np()(id, name);
   if (std::strlen(name) >= sizeof t->name) return ERANGE;
   std::strcpy(t->name, name);
+  if (t == current_green()) {
+    try {
+      label(*t);
+    } catch (const std::bad_alloc&) {
+      // the diagnostics keep the old name
+    }
+  }
   return 0;
 }
 

@@ -536,7 +536,7 @@ TEST_CASE("detached green threads run to their end; joining one is refused") {
   ::pthread_attr_destroy(&attr);
 }
 
-TEST_CASE("a green thread reads back its stack, guard and detach state; names round-trip") {
+TEST_CASE("a green thread reads back its stack, guard and detach state; names round-trip and name its task") {
   pthread_attr_t attr;
   ::pthread_attr_init(&attr);
   ::pthread_attr_setstacksize(&attr, 1 << 20);
@@ -547,6 +547,7 @@ TEST_CASE("a green thread reads back its stack, guard and detach state; names ro
     int detach = -1;
     char name[16] = {};
     int long_name = 0;
+    std::string task;
   } s;
   pthread_t t{};
   REQUIRE(::pthread_create(
@@ -562,6 +563,7 @@ TEST_CASE("a green thread reads back its stack, guard and detach state; names ro
                 ::pthread_setname_np(::pthread_self(), "green-worker");
                 ::pthread_getname_np(::pthread_self(), out->name, sizeof out->name);
                 out->long_name = ::pthread_setname_np(::pthread_self(), "a-name-longer-than-15");
+                out->task = grove::greenlet::current().name();  // what dump_tasks and the monitor show
                 return nullptr;
               },
               &s) == 0);
@@ -572,6 +574,7 @@ TEST_CASE("a green thread reads back its stack, guard and detach state; names ro
   CHECK(s.detach == PTHREAD_CREATE_JOINABLE);
   CHECK(std::string(s.name) == "green-worker");
   CHECK(s.long_name == ERANGE);
+  CHECK(s.task == "pthread \"green-worker\"");
   ::pthread_attr_destroy(&attr);
 }
 
