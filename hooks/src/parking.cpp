@@ -91,6 +91,16 @@ void futex_wake(std::atomic<std::uint32_t>& word) noexcept {
   ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 }
 
+// enqueue queues n if validate() says to wait, under the bucket's lock (no
+// waker can change the object between the look and the queueing).
+bool enqueue(bucket& b, node& n, bool (*validate)(void*), void* state) {
+  b.lock();
+  const bool wait = validate(state);
+  if (wait) b.push(n);
+  b.unlock();
+  return wait;
+}
+
 // leave takes a waiter whose wait ended without a wake out of its queue.
 // False: a waker dequeued it first, and its wake is on the way.
 bool leave(bucket& b, node& n) noexcept {
@@ -126,13 +136,7 @@ result park_green(bucket& b, node& n, bool (*validate)(void*), void* state, limi
   n.w.g = n.hub->ts->current;
   n.w.what = "a pthread object";
   n.w.on = n.addr;
-  b.lock();
-  if (!validate(state)) {
-    b.unlock();
-    return result::invalid;
-  }
-  b.push(n);
-  b.unlock();
+  if (!enqueue(b, n, validate, state)) return result::invalid;
 
   // Another OS thread of the program may wake this waiter: the hub must wait for it.
   std::optional<grove::hub::keepalive> alive;
@@ -174,13 +178,7 @@ result park_green(bucket& b, node& n, bool (*validate)(void*), void* state, limi
 }
 
 result park_native(bucket& b, node& n, bool (*validate)(void*), void* state, limit l) {
-  b.lock();
-  if (!validate(state)) {
-    b.unlock();
-    return result::invalid;
-  }
-  b.push(n);
-  b.unlock();
+  if (!enqueue(b, n, validate, state)) return result::invalid;
   for (;;) {
     const std::uint32_t s = n.state.load(std::memory_order_acquire);
     if (s == delivered) return result::unparked;

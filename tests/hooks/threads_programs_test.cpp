@@ -7,7 +7,7 @@
 // How the OS threads are counted without touching stdout: with
 // THR_THREADS_FILE set, a program appends "peak N" to that file at the moment
 // its threads are all alive and blocked, N being the "Threads:" line of its
-// /proc/self/status (see tests/programs/thr_report.h).
+// /proc/self/status (see tests/programs/thr_common.h).
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>

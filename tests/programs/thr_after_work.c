@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "thr_common.h"
+
 static double now(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -21,18 +23,6 @@ static void work(long ms) {
   const double until = now() + (double)ms / 1000;
   while (now() < until) {
   }
-}
-
-static struct timespec realtime_in(long ms) {
-  struct timespec t;
-  clock_gettime(CLOCK_REALTIME, &t);
-  t.tv_sec += ms / 1000;
-  t.tv_nsec += (ms % 1000) * 1000000L;
-  if (t.tv_nsec >= 1000000000L) {
-    t.tv_sec++;
-    t.tv_nsec -= 1000000000L;
-  }
-  return t;
 }
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;

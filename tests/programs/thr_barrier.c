@@ -8,9 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char* error_name(int e) {
-  return e == 0 ? "0" : e == EBUSY ? "EBUSY" : e == EINVAL ? "EINVAL" : strerror(e);
-}
+#include "thr_common.h"
 
 /* The barrier: in each round every thread adds to that round's tally, waits,
  * and then checks the tally is complete. */

@@ -13,38 +13,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "thr_report.h"
-
-static const char* error_name(int e) {
-  return e == 0 ? "0" : e == ETIMEDOUT ? "ETIMEDOUT" : e == EINVAL ? "EINVAL" : e == EPERM ? "EPERM" : strerror(e);
-}
-
-static struct timespec in_ms(clockid_t clock, long ms) {
-  struct timespec t;
-  clock_gettime(clock, &t);
-  t.tv_sec += ms / 1000;
-  t.tv_nsec += (ms % 1000) * 1000000L;
-  if (t.tv_nsec >= 1000000000L) {
-    t.tv_sec++;
-    t.tv_nsec -= 1000000000L;
-  } else if (t.tv_nsec < 0) {
-    t.tv_sec--;
-    t.tv_nsec += 1000000000L;
-  }
-  return t;
-}
+#include "thr_common.h"
 
 /* reached: clock has passed deadline. */
 static int reached(clockid_t clock, const struct timespec* deadline) {
   struct timespec now;
   clock_gettime(clock, &now);
   return now.tv_sec > deadline->tv_sec || (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
-}
-
-static double seconds_since(const struct timespec* t0) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
 /* An error-checking mutex: unlock succeeds only for its owner, which proves

@@ -10,20 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char* error_name(int e) {
-  switch (e) {
-    case 0:
-      return "0";
-    case EINVAL:
-      return "EINVAL";
-    case ERANGE:
-      return "ERANGE";
-    case ESRCH:
-      return "ESRCH";
-    default:
-      return strerror(e);
-  }
-}
+#include "thr_common.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t changed = PTHREAD_COND_INITIALIZER;

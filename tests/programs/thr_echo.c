@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "thr_report.h"
+#include "thr_common.h"
 
 enum { clients = 500, messages = 6 };
 

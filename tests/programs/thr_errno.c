@@ -11,18 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char* error_name(int e) {
-  switch (e) {
-    case 0:
-      return "0";
-    case EBADF:
-      return "EBADF";
-    case ENOENT:
-      return "ENOENT";
-    default:
-      return strerror(e);
-  }
-}
+#include "thr_common.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t changed = PTHREAD_COND_INITIALIZER;

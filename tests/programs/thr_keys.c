@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "thr_common.h"
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* key_id: each thread's own id, freed by its destructor. */
@@ -114,10 +116,6 @@ static void* outlives_its_key(void* arg) {
   while (phase != 2) pthread_cond_wait(&changed, &lock);
   pthread_mutex_unlock(&lock);
   return pthread_getspecific(key_new) == NULL ? (void*)"NULL" : (void*)"not NULL";
-}
-
-static const char* error_name(int e) {
-  return e == 0 ? "0" : e == EINVAL ? "EINVAL" : e == EAGAIN ? "EAGAIN" : strerror(e);
 }
 
 int main(void) {

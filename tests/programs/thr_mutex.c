@@ -11,42 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char* error_name(int e) {
-  switch (e) {
-    case 0:
-      return "0";
-    case EBUSY:
-      return "EBUSY";
-    case EDEADLK:
-      return "EDEADLK";
-    case EPERM:
-      return "EPERM";
-    case ETIMEDOUT:
-      return "ETIMEDOUT";
-    case EINVAL:
-      return "EINVAL";
-    default:
-      return strerror(e);
-  }
-}
-
-static struct timespec realtime_in(long ms) {
-  struct timespec t;
-  clock_gettime(CLOCK_REALTIME, &t);
-  t.tv_sec += ms / 1000;
-  t.tv_nsec += (ms % 1000) * 1000000L;
-  if (t.tv_nsec >= 1000000000L) {
-    t.tv_sec++;
-    t.tv_nsec -= 1000000000L;
-  }
-  return t;
-}
-
-static double seconds_since(const struct timespec* t0) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
-}
+#include "thr_common.h"
 
 /* on_other_thread runs f(m) on a new thread and returns its result. */
 typedef int (*mutex_op)(pthread_mutex_t*);

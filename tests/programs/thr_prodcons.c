@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "thr_report.h"
+#include "thr_common.h"
 
 enum { producers = 4, consumers = 3, items_each = 20000, capacity = 8 };
 

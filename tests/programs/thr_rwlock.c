@@ -11,42 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char* error_name(int e) {
-  switch (e) {
-    case 0:
-      return "0";
-    case EBUSY:
-      return "EBUSY";
-    case EDEADLK:
-      return "EDEADLK";
-    case ETIMEDOUT:
-      return "ETIMEDOUT";
-    case EINVAL:
-      return "EINVAL";
-    case EPERM:
-      return "EPERM";
-    default:
-      return strerror(e);
-  }
-}
-
-static struct timespec in_ms(clockid_t clock, long ms) {
-  struct timespec t;
-  clock_gettime(clock, &t);
-  t.tv_sec += ms / 1000;
-  t.tv_nsec += (ms % 1000) * 1000000L;
-  if (t.tv_nsec >= 1000000000L) {
-    t.tv_sec++;
-    t.tv_nsec -= 1000000000L;
-  }
-  return t;
-}
-
-static double seconds_since(const struct timespec* t0) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
-}
+#include "thr_common.h"
 
 static pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;

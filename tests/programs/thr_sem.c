@@ -12,45 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char* error_name(int e) {
-  switch (e) {
-    case 0:
-      return "0";
-    case EAGAIN:
-      return "EAGAIN";
-    case ETIMEDOUT:
-      return "ETIMEDOUT";
-    case EINVAL:
-      return "EINVAL";
-    case ENOENT:
-      return "ENOENT";
-    case EEXIST:
-      return "EEXIST";
-    default:
-      return strerror(e);
-  }
-}
+#include "thr_common.h"
 
 /* result is 0, or the errno of a failed semaphore call. */
 static int result(int r) { return r == 0 ? 0 : errno; }
-
-static struct timespec realtime_in(long ms) {
-  struct timespec t;
-  clock_gettime(CLOCK_REALTIME, &t);
-  t.tv_sec += ms / 1000;
-  t.tv_nsec += (ms % 1000) * 1000000L;
-  if (t.tv_nsec >= 1000000000L) {
-    t.tv_sec++;
-    t.tv_nsec -= 1000000000L;
-  }
-  return t;
-}
-
-static double seconds_since(const struct timespec* t0) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
-}
 
 static int value_of(sem_t* s) {
   int v = -100;

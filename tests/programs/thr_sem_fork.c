@@ -14,22 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char* error_name(int e) {
-  return e == 0 ? "0" : e == ETIMEDOUT ? "ETIMEDOUT" : e == EAGAIN ? "EAGAIN" : strerror(e);
-}
-static int result(int r) { return r == 0 ? 0 : errno; }
+#include "thr_common.h"
 
-static struct timespec realtime_in(long ms) {
-  struct timespec t;
-  clock_gettime(CLOCK_REALTIME, &t);
-  t.tv_sec += ms / 1000;
-  t.tv_nsec += (ms % 1000) * 1000000L;
-  if (t.tv_nsec >= 1000000000L) {
-    t.tv_sec++;
-    t.tv_nsec -= 1000000000L;
-  }
-  return t;
-}
+static int result(int r) { return r == 0 ? 0 : errno; }
 
 /* The ticker counts while it runs; stop ends it. */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;

@@ -7,9 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char* error_name(int e) {
-  return e == 0 ? "0" : e == EBUSY ? "EBUSY" : e == EINVAL ? "EINVAL" : strerror(e);
-}
+#include "thr_common.h"
 
 static pthread_spinlock_t spin;
 static long spin_counter;
