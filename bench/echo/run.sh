@@ -55,29 +55,9 @@ done
 [[ $seconds =~ ^[1-9][0-9]*$ && $warmup =~ ^[0-9]+$ && $idle =~ ^[1-9][0-9]*$ && $repeat =~ ^[1-9][0-9]*$ ]] ||
   { echo "run.sh: --seconds, --idle and --repeat take whole numbers >= 1, --warmup >= 0" >&2; exit 2; }
 
-die() {
-  echo "run.sh: $*" >&2
-  exit 1
-}
-
-# ---------------------------------------------------------------------------------------------
-# Processes: every child is recorded so that the EXIT trap can end it whatever went wrong.
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/grove-echo.XXXXXX")
-server_pid=""
-load_pid=""
-cleanup() {
-  local pid
-  for pid in $load_pid $server_pid; do
-    # The load generator runs under timeout(1), which passes TERM on to it.
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  sleep 0.2
-  for pid in $load_pid $server_pid; do kill -KILL "$pid" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# Processes, and the helpers every server benchmark shares (die, $tmp, stop_server...).
+harness_prefix=grove-echo
+source bench/server_harness.sh
 
 # ---------------------------------------------------------------------------------------------
 # Build.
@@ -118,16 +98,8 @@ fi
 # ---------------------------------------------------------------------------------------------
 # Helpers.
 
-# process_exited PID: true once PID is gone or a zombie waiting to be reaped.
-process_exited() {
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-  [[ ${stat##*) } == Z* ]]
-}
-
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 fd_count() { ls -U "/proc/$1/fd" | wc -l; }
-now_ns() { date +%s%N; }
 
 # server_wait_ns: how long the server's threads have sat runnable without their CPU (field 2
 # of schedstat). Pinned to CPU 0 with nothing else there, it stays near zero; anything more
@@ -136,17 +108,6 @@ server_wait_ns() { cat "/proc/$server_pid/task/"*/schedstat 2>/dev/null | awk '{
 
 # wait_pct FROM_NS TO_NS SINCE_NS: percent of the wall time since SINCE_NS the server waited.
 wait_pct() { awk -v a="$1" -v b="$2" -v t0="$3" -v t1="$(now_ns)" 'BEGIN { printf "%.1f", (b - a) * 100 / (t1 - t0) }'; }
-
-# load_wait_pct: the load generator's own report of waiting for CPU 1 (it warns above 1%).
-load_wait_pct() {
-  local warning
-  warning=$(grep -o 'waited [0-9]* ms of [0-9]* ms' "$tmp/load.err" || true)
-  if [[ $warning =~ waited\ ([0-9]+)\ ms\ of\ ([0-9]+)\ ms ]]; then
-    awk -v w="${BASH_REMATCH[1]}" -v t="${BASH_REMATCH[2]}" 'BEGIN { printf "%.1f", w * 100 / t }'
-  else
-    echo 0
-  fi
-}
 
 # start_server NAME BINARY: runs it on CPU 0, sets server_pid and server_port.
 start_server() {
@@ -172,36 +133,6 @@ start_server() {
     die "$name server's first line should be 'listening on 127.0.0.1:<port>', got '${line:-nothing within 10 s}'"
   server_port=${BASH_REMATCH[1]}
   [[ /proc/$server_pid/exe -ef $bin ]] || die "process $server_pid is not $bin: cannot signal or measure the server"
-}
-
-# stop_server NAME: SIGTERM, then require exit status 0 within 10 s.
-stop_server() {
-  local name=$1 i status=0
-  kill -TERM "$server_pid"
-  for ((i = 0; i < 100; i++)); do
-    process_exited "$server_pid" && break
-    sleep 0.1
-  done
-  if ! process_exited "$server_pid"; then
-    kill -KILL "$server_pid"
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-    die "$name server did not exit within 10 s of SIGTERM"
-  fi
-  wait "$server_pid" || status=$?
-  server_pid=""
-  if ((status != 0)); then
-    cat "$tmp/$name.err" >&2
-    die "$name server exited with status $status on SIGTERM (expected 0)"
-  fi
-}
-
-# check_server NAME: the server must still be running after a load run.
-check_server() {
-  if process_exited "$server_pid"; then
-    cat "$tmp/$1.err" >&2
-    die "$1 server died during the run"
-  fi
 }
 
 # start_load LIMIT IN OUT ARGS...: the load generator on CPU 1 with stdin IN and stdout OUT,

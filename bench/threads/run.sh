@@ -75,29 +75,9 @@ done
 [[ $seconds =~ ^[1-9][0-9]*$ && $warmup =~ ^[0-9]+$ && $repeat =~ ^[1-9][0-9]*$ ]] ||
   { echo "run.sh: --seconds and --repeat take whole numbers >= 1, --warmup >= 0" >&2; exit 2; }
 
-die() {
-  echo "run.sh: $*" >&2
-  exit 1
-}
-
-# ---------------------------------------------------------------------------------------------
-# Processes: every child is recorded so that the EXIT trap can end it whatever went wrong.
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/grove-threads.XXXXXX")
-server_pid=""
-load_pid=""
-cleanup() {
-  local pid
-  for pid in $load_pid $server_pid; do
-    # The load generator runs under timeout(1), which passes TERM on to it.
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  sleep 0.2
-  for pid in $load_pid $server_pid; do kill -KILL "$pid" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# Processes, and the helpers every server benchmark shares (die, $tmp, stop_server...).
+harness_prefix=grove-threads
+source bench/server_harness.sh
 
 # ---------------------------------------------------------------------------------------------
 # Build.
@@ -133,20 +113,10 @@ fi
 # ---------------------------------------------------------------------------------------------
 # Helpers.
 
-# process_exited PID: true once PID is gone or a zombie waiting to be reaped. No fork: it is
-# part of the sampling loop, which shares the CPUs with what it measures.
-process_exited() {
-  local stat
-  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 0
-  [[ ${stat##*) } == Z* ]]
-}
-
 # nap SECONDS: sleep(1) without a fork, by waiting for a line that never comes.
 mkfifo "$tmp/never"
 exec {never}<>"$tmp/never"
 nap() { read -r -t "$1" -u "$never" _ || true; }
-
-now_ns() { date +%s%N; }
 
 # others_ticks: sets other_ticks to the CPU time, in clock ticks, of every user process on the
 # machine but this script and the server (their own time and their reaped children's, which is
@@ -176,17 +146,6 @@ others_ticks() {
 others_pct() {
   awk -v a="$1" -v b="$2" -v t0="$3" -v t1="$(now_ns)" -v hz="$(getconf CLK_TCK)" \
     'BEGIN { printf "%.1f", (b - a) / hz * 100 / ((t1 - t0) / 1e9) }'
-}
-
-# load_wait_pct: the load generator's own report of waiting for CPU 1 (it warns above 1%).
-load_wait_pct() {
-  local warning
-  warning=$(grep -o 'waited [0-9]* ms of [0-9]* ms' "$tmp/load.err" || true)
-  if [[ $warning =~ waited\ ([0-9]+)\ ms\ of\ ([0-9]+)\ ms ]]; then
-    awk -v w="${BASH_REMATCH[1]}" -v t="${BASH_REMATCH[2]}" 'BEGIN { printf "%.1f", w * 100 / t }'
-  else
-    echo 0
-  fi
 }
 
 # start_server NAME: runs it on CPU 0, sets server_pid and server_port.
@@ -219,36 +178,6 @@ start_server() {
   local bin=$threads_bin
   [[ $name == epoll ]] && bin=$epoll_bin
   [[ /proc/$server_pid/exe -ef $bin ]] || die "process $server_pid is not $bin: cannot signal or measure the server"
-}
-
-# stop_server NAME: SIGTERM, then require exit status 0 within 10 s.
-stop_server() {
-  local name=$1 i status=0
-  kill -TERM "$server_pid"
-  for ((i = 0; i < 100; i++)); do
-    process_exited "$server_pid" && break
-    sleep 0.1
-  done
-  if ! process_exited "$server_pid"; then
-    kill -KILL "$server_pid"
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-    die "$name server did not exit within 10 s of SIGTERM"
-  fi
-  wait "$server_pid" || status=$?
-  server_pid=""
-  if ((status != 0)); then
-    cat "$tmp/$name.err" >&2
-    die "$name server exited with status $status on SIGTERM (expected 0)"
-  fi
-}
-
-# check_server NAME: the server must still be running after a load run.
-check_server() {
-  if process_exited "$server_pid"; then
-    cat "$tmp/$1.err" >&2
-    die "$1 server died during the run"
-  fi
 }
 
 # sample_server: raises peak_rss and peak_pte (KiB) and peak_threads from the server's status,
