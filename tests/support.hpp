@@ -3,6 +3,8 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +13,8 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <cstdlib>
+#include <thread>
 #include <vector>
 
 #include <grove/greenlet.hpp>
@@ -106,25 +110,42 @@ struct run_result {
   std::string out;     // stdout and stderr, interleaved
 };
 
-// run_program runs argv with extra environment entries ("NAME=value") and
-// collects its output and status.
-inline run_result run_program(const std::vector<std::string>& argv, const std::vector<std::string>& env = {}) {
-  int pipefd[2];
-  REQUIRE(::pipe(pipefd) == 0);
+// start_child starts argv with its stdout and stderr on out_fd and extra
+// environment entries ("NAME=value", or "NAME" to unset it).
+inline pid_t start_child(const std::vector<std::string>& argv, const std::vector<std::string>& env, int out_fd) {
   const pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
-    ::dup2(pipefd[1], STDOUT_FILENO);
-    ::dup2(pipefd[1], STDERR_FILENO);
-    ::close(pipefd[0]);
-    ::close(pipefd[1]);
-    for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
+    ::dup2(out_fd, STDOUT_FILENO);
+    ::dup2(out_fd, STDERR_FILENO);
+    if (out_fd > STDERR_FILENO) ::close(out_fd);
+    for (const auto& e : env) {
+      if (e.find('=') == std::string::npos) {
+        ::unsetenv(e.c_str());
+      } else {
+        ::putenv(const_cast<char*>(e.c_str()));
+      }
+    }
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     ::execv(args[0], args.data());
     ::_exit(127);
   }
+  return pid;
+}
+
+inline void record_status(int status, run_result& r) {
+  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+}
+
+// run_program runs argv with extra environment entries (as start_child) and
+// collects its output and status.
+inline run_result run_program(const std::vector<std::string>& argv, const std::vector<std::string>& env = {}) {
+  int pipefd[2];
+  REQUIRE(::pipe2(pipefd, O_CLOEXEC) == 0);
+  const pid_t pid = start_child(argv, env, pipefd[1]);
   ::close(pipefd[1]);
   run_result r;
   char buf[4096];
@@ -133,8 +154,74 @@ inline run_result run_program(const std::vector<std::string>& argv, const std::v
   ::close(pipefd[0]);
   int status = 0;
   ::waitpid(pid, &status, 0);
-  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+  record_status(status, r);
+  return r;
+}
+
+// os_threads is how many OS threads process pid has (0 once it is gone).
+inline int os_threads(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::atoi(line.c_str() + 8);
+  }
+  return 0;
+}
+
+// limited_result is what a child run under a time limit did.
+struct limited_result : run_result {
+  bool timed_out = false;  // it outlived its limit and was killed with SIGKILL
+  double seconds = 0;      // from start to exit
+  int max_threads = 0;     // most OS threads seen while sampling
+};
+
+// run_limited runs argv like run_program, but kills it with SIGKILL after
+// limit, and samples its OS thread count every few milliseconds: from the
+// start, or once its output contains sample_from. Output a grandchild writes
+// after the child exits is not waited for.
+inline limited_result run_limited(const std::vector<std::string>& argv, std::chrono::seconds limit,
+                                  const std::vector<std::string>& env = {}, const std::string& sample_from = "") {
+  int pipefd[2];
+  REQUIRE(::pipe2(pipefd, O_CLOEXEC) == 0);
+  const auto start = std::chrono::steady_clock::now();
+  const pid_t pid = start_child(argv, env, pipefd[1]);
+  ::close(pipefd[1]);
+  limited_result r;
+  int status = 0;
+  bool sampling = sample_from.empty();
+  bool open = true;
+  char buf[4096];
+  for (;;) {
+    if (sampling) r.max_threads = std::max(r.max_threads, os_threads(pid));
+    if (::waitpid(pid, &status, WNOHANG) == pid) break;
+    if (std::chrono::steady_clock::now() - start > limit) {
+      r.timed_out = true;
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      break;
+    }
+    if (!open) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      continue;
+    }
+    pollfd p{pipefd[0], POLLIN, 0};
+    if (::poll(&p, 1, 2) > 0) {
+      const ssize_t n = ::read(pipefd[0], buf, sizeof buf);
+      if (n <= 0) {
+        open = false;  // stdout closed (or handed to a grandchild that outlives it): keep waiting for the exit
+      } else {
+        r.out.append(buf, static_cast<std::size_t>(n));
+        if (!sampling && r.out.find(sample_from) != std::string::npos) sampling = true;
+      }
+    }
+  }
+  r.seconds = seconds_since(start);
+  // What it wrote before it exited is all in the pipe now.
+  ::fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+  ssize_t n;
+  while (open && (n = ::read(pipefd[0], buf, sizeof buf)) > 0) r.out.append(buf, static_cast<std::size_t>(n));
+  ::close(pipefd[0]);
+  record_status(status, r);
   return r;
 }
 

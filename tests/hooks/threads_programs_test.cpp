@@ -37,69 +37,24 @@ const std::string programs = GROVE_PROGRAMS;
 // started at start-up, and is still far below the hundreds natively.
 constexpr int green_os_threads_at_most = 3;
 
-// limited_run is what a program did within its time limit.
+// limited_run is what a program did within its time limit, with its own
+// report of its OS threads at its peak.
 struct limited_run {
-  run_result result;
-  bool timed_out = false;
+  limited_result result;
   int peak_threads = -1;  // the "peak" line of THR_THREADS_FILE, -1 without one
 };
 
-// run_limited runs argv with extra environment entries ("NAME=value", or
-// "NAME" to unset it), killing it with SIGKILL after limit. It collects stdout
-// and stderr interleaved, the status, and the program's thread report.
-limited_run run_limited(const std::vector<std::string>& argv, const std::vector<std::string>& env = {},
-                        std::chrono::seconds limit = 60s) {
+// run_thr runs a thr_ program like run_limited (env entries "NAME=value", or
+// "NAME" to unset it), killed after 60 s, and reads its thread report.
+limited_run run_thr(const std::vector<std::string>& argv, const std::vector<std::string>& env = {}) {
   char report[] = "/tmp/grove-thr-threads-XXXXXX";
   const int report_fd = ::mkstemp(report);
   REQUIRE(report_fd >= 0);
   ::close(report_fd);
-  const std::string report_env = std::string("THR_THREADS_FILE=") + report;
-
-  int pipefd[2];
-  REQUIRE(::pipe(pipefd) == 0);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::dup2(pipefd[1], STDOUT_FILENO);
-    ::dup2(pipefd[1], STDERR_FILENO);
-    ::close(pipefd[0]);
-    ::close(pipefd[1]);
-    ::putenv(const_cast<char*>(report_env.c_str()));
-    for (const auto& e : env) {
-      if (e.find('=') == std::string::npos)
-        ::unsetenv(e.c_str());
-      else
-        ::putenv(const_cast<char*>(e.c_str()));
-    }
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
-  ::close(pipefd[1]);
+  std::vector<std::string> with_report = env;
+  with_report.push_back(std::string("THR_THREADS_FILE=") + report);
   limited_run run;
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  for (;;) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    pollfd p{pipefd[0], POLLIN, 0};
-    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) == 0) {
-      run.timed_out = true;
-      ::kill(pid, SIGKILL);
-      break;
-    }
-    char buf[4096];
-    const ssize_t n = ::read(pipefd[0], buf, sizeof buf);
-    if (n <= 0) break;
-    run.result.out.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(pipefd[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  if (WIFEXITED(status)) run.result.exit_code = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) run.result.signal = WTERMSIG(status);
-
+  run.result = run_limited(argv, 60s, with_report);
   std::ifstream f(report);
   std::string label;
   int n = -1;
@@ -121,22 +76,22 @@ struct runs {
 runs same_natively_and_under_grove_run(const std::string& name) {
   CAPTURE(name);
   runs r;
-  r.native = run_limited({programs + "/" + name});
-  r.green = run_limited({grove_run, programs + "/" + name}, {"GROVE_THREADS"});
-  r.grove_native = run_limited({grove_run, "--threads=native", programs + "/" + name}, {"GROVE_THREADS"});
-  CHECK_MESSAGE(!r.native.timed_out, "natively, the program did not finish in time");
+  r.native = run_thr({programs + "/" + name});
+  r.green = run_thr({grove_run, programs + "/" + name}, {"GROVE_THREADS"});
+  r.grove_native = run_thr({grove_run, "--threads=native", programs + "/" + name}, {"GROVE_THREADS"});
+  CHECK_MESSAGE(!r.native.result.timed_out, "natively, the program did not finish in time");
   CHECK(r.native.result.exit_code == 0);
   CHECK(r.native.result.signal == 0);
   {
     INFO("under grove-run, green threads");
-    CHECK_MESSAGE(!r.green.timed_out, "the program did not finish in time");
+    CHECK_MESSAGE(!r.green.result.timed_out, "the program did not finish in time");
     CHECK(r.green.result.out == r.native.result.out);
     CHECK(r.green.result.exit_code == r.native.result.exit_code);
     CHECK(r.green.result.signal == r.native.result.signal);
   }
   {
     INFO("under grove-run --threads=native");
-    CHECK_MESSAGE(!r.grove_native.timed_out, "the program did not finish in time");
+    CHECK_MESSAGE(!r.grove_native.result.timed_out, "the program did not finish in time");
     CHECK(r.grove_native.result.out == r.native.result.out);
     CHECK(r.grove_native.result.exit_code == r.native.result.exit_code);
     CHECK(r.grove_native.result.signal == r.native.result.signal);
@@ -254,9 +209,9 @@ TEST_CASE("each thread keeps its own errno while others fail, natively and under
 
 TEST_CASE("__thread variables are per OS thread: green threads share them (a documented limit), native ones do not") {
   const std::string program = programs + "/thr_tls";
-  const limited_run native = run_limited({program});
-  const limited_run green = run_limited({grove_run, program}, {"GROVE_THREADS"});
-  const limited_run grove_native = run_limited({grove_run, "--threads=native", program}, {"GROVE_THREADS"});
+  const limited_run native = run_thr({program});
+  const limited_run green = run_thr({grove_run, program}, {"GROVE_THREADS"});
+  const limited_run grove_native = run_thr({grove_run, "--threads=native", program}, {"GROVE_THREADS"});
   REQUIRE(native.result.exit_code == 0);
   CHECK(native.result.out.find("kept their own values across sleeps: 20 of 20") != std::string::npos);
   CHECK(grove_native.result.out == native.result.out);
@@ -270,19 +225,19 @@ TEST_CASE(
     "GROVE_THREADS=native under grove-run keeps OS threads, GROVE_THREADS=green makes them green, and a bad "
     "value exits 2") {
   const std::string echo = programs + "/thr_echo";
-  const limited_run native = run_limited({echo});
-  const limited_run env_native = run_limited({grove_run, echo}, {"GROVE_THREADS=native"});
-  const limited_run env_green = run_limited({grove_run, echo}, {"GROVE_THREADS=green"});
+  const limited_run native = run_thr({echo});
+  const limited_run env_native = run_thr({grove_run, echo}, {"GROVE_THREADS=native"});
+  const limited_run env_green = run_thr({grove_run, echo}, {"GROVE_THREADS=green"});
   REQUIRE(native.result.exit_code == 0);
   for (const limited_run* r : {&env_native, &env_green}) {
-    CHECK(!r->timed_out);
+    CHECK(!r->result.timed_out);
     CHECK(r->result.exit_code == 0);
     CHECK(r->result.out == native.result.out);
   }
   CHECK(env_native.peak_threads >= 1000);
   CHECK(env_green.peak_threads >= 1);
   CHECK(env_green.peak_threads <= green_os_threads_at_most);
-  const limited_run bad = run_limited({grove_run, programs + "/thr_keys"}, {"GROVE_THREADS=maybe"});
+  const limited_run bad = run_thr({grove_run, programs + "/thr_keys"}, {"GROVE_THREADS=maybe"});
   CHECK(bad.result.exit_code == 2);
   CHECK(bad.result.out.find("GROVE_THREADS") != std::string::npos);
 }
