@@ -30,7 +30,6 @@
 #include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -50,6 +49,7 @@
 #include <grove/grove.hpp>
 
 #include "http_headers.hpp"
+#include "serve_until_signal.hpp"
 
 extern char** environ;
 
@@ -453,14 +453,8 @@ void serve(connection_pool& pool, grove::socket conn) {
 }
 
 int run(std::uint16_t port, std::optional<std::string> conninfo) {
-  // SIGINT and SIGTERM arrive through a signalfd, which a task waits on like a
-  // socket (blocked first, so a signal during start-up waits for it).
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
-  const int sfd = signalfd(-1, &stop_signals, SFD_NONBLOCK | SFD_CLOEXEC);
+  // SIGINT and SIGTERM arrive through a signalfd (serve_until_signal.hpp).
+  const int sfd = examples::stop_signal_fd();
 
   std::optional<throwaway_cluster> cluster;
   std::optional<connection_pool> pool;

@@ -15,6 +15,18 @@
 
 namespace examples {
 
+// stop_signal_fd blocks SIGINT and SIGTERM and returns a signalfd that becomes
+// readable when one arrives: a task waits on it like a socket (and a signal
+// that comes during start-up waits for it).
+inline int stop_signal_fd() {
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+  return signalfd(-1, &stop_signals, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
 // serve_until_signal runs a stream_server with handler h; returns main's exit status.
 inline int serve_until_signal(const char* program, int argc, char** argv, grove::stream_server::handler h) {
   if (argc != 2) {
@@ -27,13 +39,7 @@ inline int serve_until_signal(const char* program, int argc, char** argv, grove:
     std::fprintf(stderr, "%s: \"%s\" is not a port (0 to 65535)\n", program, argv[1]);
     return 2;
   }
-  // SIGINT and SIGTERM arrive through a signalfd, which a task waits on like a socket.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
-  const int sfd = signalfd(-1, &stop_signals, SFD_NONBLOCK | SFD_CLOEXEC);
+  const int sfd = stop_signal_fd();
 
   grove::stream_server server("127.0.0.1:" + std::to_string(port), std::move(h));
   try {
