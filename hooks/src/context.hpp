@@ -16,10 +16,17 @@
 
 namespace grove::hooks {
 
+namespace signals {
+// in_handler counts the handlers the signal trampoline runs on this OS thread
+// right now: it may have interrupted grove's own code, so hooked calls made by
+// a handler go straight to libc.
+extern constinit thread_local int in_handler __attribute__((tls_model("initial-exec")));
+}  // namespace signals
+
 // cooperative tells whether the caller may block on its thread's hub.
 [[gnu::always_inline]] inline bool cooperative() noexcept {
   detail::hub_core* h = detail::tls_hub;
-  return h != nullptr && h->ts->current != h->greenlet && !h->closing;
+  return h != nullptr && h->ts->current != h->greenlet && !h->closing && signals::in_handler == 0;
 }
 
 // deadline: a point in time on the hub's clock; `none` means wait forever.
@@ -32,7 +39,14 @@ struct limit {
   bool passed() const { return !forever && clock::now() >= at; }
 };
 
-enum class waited { ready, timed_out, failed };
+// How a wait ended. interrupted: a signal handler ran in the waiting thread and
+// the call must fail with EINTR (errno says so).
+enum class waited { ready, timed_out, failed, interrupted };
+
+namespace signals {
+enum class on_handler : std::uint8_t;
+}
+using signals::on_handler;
 
 // keep_errno keeps the caller's errno across a switch: errno belongs to the OS
 // thread, and the green threads and tasks that run while the caller waits
@@ -48,12 +62,15 @@ struct keep_errno {
 
 // wait_fd blocks the calling task until fd is readable (or writable) or the
 // limit passes. failed: the fd was closed meanwhile or cannot be waited on, and
-// errno says why (EBADF for a close). Interruptions of the task (kill, a
-// grove::timeout scope, loop_exit) propagate as exceptions, as they do from any
-// blocking call in a task.
-waited wait_fd(int fd, bool for_read, limit l);
+// errno says why (EBADF for a close). A signal handler that runs in the
+// caller's thread meanwhile ends the wait as `mode` says (signals.hpp):
+// interrupted, or ready (a spurious wake: the caller looks again).
+// Interruptions of the task (kill, a grove::timeout scope, loop_exit) propagate
+// as exceptions, as they do from any blocking call in a task.
+waited wait_fd(int fd, bool for_read, limit l, on_handler mode);
 
-// sleep_until blocks the calling task until the limit passes (never forever).
-void sleep_until(limit l);
+// sleep_until blocks the calling task until the limit passes (never forever):
+// ready, or interrupted as wait_fd is (a handler ran, mode says EINTR).
+waited sleep_until(limit l, on_handler mode);
 
 }  // namespace grove::hooks

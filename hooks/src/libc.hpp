@@ -135,6 +135,23 @@ namespace grove::hooks {
   X(sem_clockwait, int (*)(sem_t*, clockid_t, const timespec*))                                                   \
   X(sem_trywait, int (*)(sem_t*))                                                                                 \
   X(sem_post, int (*)(sem_t*))                                                                                    \
+  X(sigaction, int (*)(int, const struct sigaction*, struct sigaction*))                                          \
+  X(signal, sighandler_t (*)(int, sighandler_t))                                                                  \
+  X(bsd_signal, sighandler_t (*)(int, sighandler_t))                                                              \
+  X(ssignal, sighandler_t (*)(int, sighandler_t))                                                                 \
+  X(sysv_signal, sighandler_t (*)(int, sighandler_t))                                                             \
+  X(__sysv_signal, sighandler_t (*)(int, sighandler_t))                                                           \
+  X(siginterrupt, int (*)(int, int))                                                                              \
+  X(sigignore, int (*)(int))                                                                                      \
+  X(sigset, sighandler_t (*)(int, sighandler_t))                                                                  \
+  X(sigprocmask, int (*)(int, const sigset_t*, sigset_t*))                                                        \
+  X(pthread_sigmask, int (*)(int, const sigset_t*, sigset_t*))                                                    \
+  X(sighold, int (*)(int))                                                                                        \
+  X(sigrelse, int (*)(int))                                                                                       \
+  X(sigpending, int (*)(sigset_t*))                                                                               \
+  X(sigsuspend, int (*)(const sigset_t*))                                                                         \
+  X(pause, int (*)())                                                                                             \
+  X(raise, int (*)(int))                                                                                          \
   X(sigwait, int (*)(const sigset_t*, int*))                                                                      \
   X(sigwaitinfo, int (*)(const sigset_t*, siginfo_t*))                                                            \
   X(sigtimedwait, int (*)(const sigset_t*, siginfo_t*, const timespec*))

@@ -15,6 +15,8 @@
 #include <grove/hub.hpp>
 #include <grove/task.hpp>
 
+#include "signals.hpp"
+
 namespace grove::hooks::parking {
 namespace {
 
@@ -145,9 +147,13 @@ result park_green(bucket& b, node& n, bool (*validate)(void*), void* state, limi
   const bool sliced = slicing && l.forever;
   if (sliced) d = detail::clock::now() + slice;
   bool woken = false;
+  bool signalled = false;
   try {
     const keep_errno kept;
+    const signals::wait_scope interruptible;
     woken = detail::park(n.w, d);
+  } catch (const signals::wake&) {
+    signalled = true;
   } catch (const grove::loop_exit&) {
     if (leave(b, n)) {
       await_delivery(n);
@@ -166,15 +172,20 @@ result park_green(bucket& b, node& n, bool (*validate)(void*), void* state, limi
     if (!*deferred) *deferred = std::current_exception();
     return result::unparked;
   }
+  result r = result::unparked;
   if (woken) {
     slicing = false;  // something other than a signal handler woke it: no longer everything is blocked
-    return result::unparked;
+  } else if (leave(b, n)) {
+    await_delivery(n);  // a waker picked it first: its wake is taken
+  } else if (signalled) {
+    r = result::signalled;
+  } else if (!sliced) {
+    r = result::timed_out;
   }
-  if (leave(b, n)) {
-    await_delivery(n);
-    return result::unparked;
-  }
-  return sliced ? result::unparked : result::timed_out;
+  // Out of the queue now: the handlers of signals that came for this thread
+  // meanwhile run here, on its stack, before the wait's caller goes on.
+  signals::after_wait(signals::on_handler::resume);
+  return r;
 }
 
 result park_native(bucket& b, node& n, bool (*validate)(void*), void* state, limit l) {

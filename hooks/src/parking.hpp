@@ -32,6 +32,7 @@ enum class result {
   unparked,   // a waker woke it
   invalid,    // validate() said not to wait
   timed_out,  // the limit passed
+  signalled,  // a signal handler ran in the waiting thread (it has run by now); no waker woke it
 };
 
 // park waits on addr until unpark() picks the caller or the limit passes.
@@ -44,6 +45,10 @@ enum class result {
 // caller's next blocking call (rearm), and park returns `unparked`.
 // A green caller parks on its hub unless `os_thread`: then it blocks its OS
 // thread, as a caller with no hub always does.
+// A signal for a green caller's thread ends its wait: its handlers run before
+// park returns, and the result is `signalled` (or `unparked`, when a waker had
+// already picked it). Callers that natively never fail with EINTR just wait
+// again.
 // Any `unparked` may be spurious: callers look at their object again.
 template <class Validate>
 result park(const void* addr, Validate&& validate, limit l, std::exception_ptr* deferred = nullptr,

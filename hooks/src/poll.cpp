@@ -15,10 +15,10 @@
 // A wake-up only means "may be ready": the next look decides. A caller's
 // timeout of zero never waits, so it goes to libc as it is.
 //
-// Limits (see the README): a signal does not cut a cooperative wait short (no
-// EINTR unless it arrives during one of the zero-timeout looks), and the signal
-// mask of ppoll, pselect and epoll_pwait is in force during those looks only,
-// not while the task waits on the hub: the hub's thread keeps its own mask.
+// A signal handler that runs in the caller's thread while it waits ends the
+// call with EINTR, SA_RESTART or not (signal(7): these calls never restart).
+// The signal mask of ppoll, pselect and epoll_pwait is the calling thread's
+// for the whole call, looks and waits alike (signals::with_mask).
 #undef _FORTIFY_SOURCE  // glibc's inline poll wrappers would collide with our definitions
 
 #include <poll.h>
@@ -38,6 +38,7 @@
 #include "context.hpp"
 #include "fd_table.hpp"
 #include "libc.hpp"
+#include "signals.hpp"
 
 namespace grove::hooks {
 namespace {
@@ -114,7 +115,9 @@ class scratch_epoll {
 // idle waits while there is nothing to wait for: a sleep, in slices when the
 // caller waits forever (the caller looks again after each).
 waited idle(const limit& l) {
-  sleep_until(l.forever ? limit::after(std::chrono::hours(24)) : l);
+  if (sleep_until(l.forever ? limit::after(std::chrono::hours(24)) : l, on_handler::fail) == waited::interrupted) {
+    return waited::interrupted;
+  }
   return waited::timed_out;
 }
 
@@ -123,8 +126,8 @@ waited idle(const limit& l) {
 waited wait_any(const pollfd* fds, nfds_t n, const limit& l) {
   if (n == 1 && fds[0].fd >= 0) {
     const auto events = static_cast<short>(fds[0].events & poll_interest);
-    if (direct_read(events)) return wait_fd(fds[0].fd, true, l);
-    if (direct_write(events)) return wait_fd(fds[0].fd, false, l);
+    if (direct_read(events)) return wait_fd(fds[0].fd, true, l, on_handler::fail);
+    if (direct_write(events)) return wait_fd(fds[0].fd, false, l, on_handler::fail);
   }
   if (std::none_of(fds, fds + n, [](const pollfd& p) { return p.fd >= 0; })) return idle(l);
   scratch_epoll set;
@@ -144,7 +147,7 @@ waited wait_any(const pollfd* fds, nfds_t n, const limit& l) {
     }
     if (::epoll_ctl(set.fd(), EPOLL_CTL_MOD, fd, &e) != 0) return waited::failed;
   }
-  return wait_fd(set.fd(), true, l);
+  return wait_fd(set.fd(), true, l, on_handler::fail);
 }
 
 constexpr nanoseconds first_backoff = std::chrono::milliseconds(1);
@@ -153,7 +156,7 @@ constexpr nanoseconds last_backoff = std::chrono::milliseconds(50);
 // cooperate runs a blocking wait as a task must: look(), which is the real call
 // with a zero timeout; if it finds nothing, wait() (a waited) for something
 // that may be ready, then look again, until l passes. Returns the last look's
-// result. A wait that wakes early yet finds nothing (readiness the look does
+// result, or -1 with EINTR when a signal handler interrupted a wait. A wait that wakes early yet finds nothing (readiness the look does
 // not count, or a wait the hub could not set up) would spin: the next waits
 // are preceded by a growing nap, so it degrades to polling, never to a busy loop.
 template <class Look, class Wait>
@@ -173,10 +176,13 @@ int cooperate(const limit& l, Look look, Wait wait) {
       return 0;
     }
     if (fruitless) {
-      sleep_until(l.forever ? limit::after(backoff) : limit::after(std::min(backoff, left(l))));
+      const limit nap = l.forever ? limit::after(backoff) : limit::after(std::min(backoff, left(l)));
+      if (sleep_until(nap, on_handler::fail) == waited::interrupted) return -1;
       backoff = std::min(backoff * 2, last_backoff);
     }
-    fruitless = wait() != waited::timed_out;
+    const waited w = wait();
+    if (w == waited::interrupted) return -1;  // errno is EINTR
+    fruitless = w != waited::timed_out;
     // (fruitless is cleared by the next look if it finds something: we return.)
   }
 }
@@ -271,13 +277,12 @@ int poll(pollfd* fds, nfds_t n, int timeout) {
   return poll_fds(fds, n, limit_of_ms(timeout), nullptr, nullptr, false);
 }
 
-// The mask is in force during the looks only (see the top of this file): a
-// signal it unblocks that is pending then is delivered, and ppoll fails with
-// EINTR as it would natively.
+// The mask is the thread's for the whole call (see the top of this file).
 int ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask) {
   if (!cooperative()) return real_ppoll()(fds, n, timeout, mask);
   if (timeout != nullptr && (!valid(*timeout) || is_zero(*timeout))) return real_ppoll()(fds, n, timeout, mask);
   static constexpr timespec zero{};
+  const signals::with_mask during(mask);
   return poll_fds(fds, n, limit_of(timeout), &zero, mask, true);
 }
 
@@ -318,6 +323,7 @@ int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const timespec* timeout, 
   if (nfds < 0 || (timeout != nullptr && (!valid(*timeout) || is_zero(*timeout)))) {
     return real_pselect()(nfds, r, w, e, timeout, mask);
   }
+  const signals::with_mask during(mask);
   return select_fds(nfds, r, w, e, limit_of(timeout), [&](int n) {
     static constexpr timespec zero{};
     return real_pselect()(n, r, w, e, &zero, mask);
@@ -329,7 +335,8 @@ int epoll_wait(int epfd, epoll_event* events, int max, int timeout) {
   if (timeout == 0) return real_epoll_wait()(epfd, events, max, 0);
   const limit l = limit_of_ms(timeout);
   return cooperate(
-      l, [&] { return real_epoll_wait()(epfd, events, max, 0); }, [&] { return wait_fd(epfd, true, l); });
+      l, [&] { return real_epoll_wait()(epfd, events, max, 0); },
+      [&] { return wait_fd(epfd, true, l, on_handler::fail); });
 }
 
 // The mask: as for ppoll.
@@ -337,8 +344,10 @@ int epoll_pwait(int epfd, epoll_event* events, int max, int timeout, const sigse
   if (!cooperative()) return real_epoll_pwait()(epfd, events, max, timeout, mask);
   if (timeout == 0) return real_epoll_pwait()(epfd, events, max, 0, mask);
   const limit l = limit_of_ms(timeout);
+  const signals::with_mask during(mask);
   return cooperate(
-      l, [&] { return real_epoll_pwait()(epfd, events, max, 0, mask); }, [&] { return wait_fd(epfd, true, l); });
+      l, [&] { return real_epoll_pwait()(epfd, events, max, 0, mask); },
+      [&] { return wait_fd(epfd, true, l, on_handler::fail); });
 }
 
 }  // extern "C"

@@ -360,7 +360,7 @@ int sem_poll(sem_t* sp, limit l) {
     }
     limit next = limit::after(pause);
     if (!l.forever && l.at < next.at) next = l;
-    sleep_until(next);
+    if (sleep_until(next, on_handler::fail) == waited::interrupted) return -1;
     pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(20));
   }
 }
@@ -372,6 +372,11 @@ int sem_wait_for(sem_t* sp, limit l) {
     s.waiters().fetch_add(1);
     const result r = parking::park(sp, [&] { return s.value().load() == 0; }, l);
     if (r != result::unparked) s.waiters().fetch_sub(1);
+    if (r == result::signalled) {
+      if (sem_take(s)) return 0;
+      errno = EINTR;  // sem_wait fails with EINTR, SA_RESTART or not (signal(7))
+      return -1;
+    }
     if (r == result::timed_out) {
       if (sem_take(s)) return 0;
       errno = ETIMEDOUT;

@@ -34,6 +34,7 @@
 #include "context.hpp"
 #include "fd_table.hpp"
 #include "libc.hpp"
+#include "signals.hpp"
 
 namespace grove::hooks {
 namespace {
@@ -41,6 +42,10 @@ namespace {
 bool would_block() noexcept { return errno == EAGAIN || errno == EWOULDBLOCK; }
 
 limit limit_of(std::chrono::nanoseconds t) { return t.count() > 0 ? limit::after(t) : limit::never(); }
+
+// mode_of: what a handler does to a socket call; signal(7): one with a
+// timeout (SO_RCVTIMEO / SO_SNDTIMEO) is never restarted.
+on_handler mode_of(std::chrono::nanoseconds t) { return t.count() > 0 ? on_handler::fail : on_handler::restart; }
 
 // ready_now asks, without waiting, whether fd is ready for reading or writing.
 bool ready_now(int fd, bool for_read) noexcept {
@@ -54,16 +59,19 @@ ssize_t fail_with(int code) noexcept {
   return -1;
 }
 
-// wait_or_fail waits for fd; on a timeout or failure it returns the errno the
-// call must fail with (EAGAIN for a timeout, as the kernel reports SO_RCVTIMEO).
-int wait_or_fail(int fd, bool for_read, const limit& l) {
-  switch (wait_fd(fd, for_read, l)) {
+// wait_or_fail waits for fd; on a timeout, failure or signal it returns the
+// errno the call must fail with (EAGAIN for a timeout, as the kernel reports
+// SO_RCVTIMEO; EINTR when a handler interrupted it).
+int wait_or_fail(int fd, bool for_read, const limit& l, on_handler mode) {
+  switch (wait_fd(fd, for_read, l, mode)) {
     case waited::ready:
       return 0;
     case waited::timed_out:
       return EAGAIN;
     case waited::failed:
       return errno;
+    case waited::interrupted:
+      return EINTR;
   }
   return 0;
 }
@@ -82,7 +90,7 @@ ssize_t receive(int fd, int flags, Once once) {
     } else if (ready_now(fd, true)) {
       return once(0);
     }
-    if (const int code = wait_or_fail(fd, true, l)) return fail_with(code);
+    if (const int code = wait_or_fail(fd, true, l, mode_of(info.recv_timeout))) return fail_with(code);
   }
 }
 
@@ -122,7 +130,7 @@ ssize_t transmit_socket(int fd, const fd_info& info, msghdr msg, int flags) {
       continue;
     }
     if (!would_block()) return sent > 0 ? static_cast<ssize_t>(sent) : -1;
-    if (const int code = wait_or_fail(fd, false, l)) {
+    if (const int code = wait_or_fail(fd, false, l, mode_of(info.send_timeout))) {
       return sent > 0 ? static_cast<ssize_t>(sent) : fail_with(code);
     }
   }
@@ -138,14 +146,14 @@ ssize_t transmit_pollable(int fd, const iovec* iov, int count) {
     // Small writes stay one call: POSIX makes them atomic on pipes.
     for (;;) {
       if (ready_now(fd, false)) return real_writev()(fd, iov, count);
-      if (const int code = wait_or_fail(fd, false, limit::never())) return fail_with(code);
+      if (const int code = wait_or_fail(fd, false, limit::never(), on_handler::restart)) return fail_with(code);
     }
   }
   int at = 0;          // the iovec being written
   std::size_t off = 0;  // bytes of it already written
   while (sent < total) {
     if (!ready_now(fd, false)) {
-      if (const int code = wait_or_fail(fd, false, limit::never())) {
+      if (const int code = wait_or_fail(fd, false, limit::never(), on_handler::restart)) {
         return sent > 0 ? static_cast<ssize_t>(sent) : fail_with(code);
       }
       continue;
@@ -206,7 +214,9 @@ int accept_one(int fd, sockaddr* addr, socklen_t* len, int flags) {
         s = real_accept4()(fd, addr, len, flags);
         if (s >= 0 || !would_block()) break;
       }
-      if (const int code = wait_or_fail(fd, true, l)) return static_cast<int>(fail_with(code));
+      if (const int code = wait_or_fail(fd, true, l, mode_of(info.recv_timeout))) {
+        return static_cast<int>(fail_with(code));
+      }
     }
   }
   if (s >= 0) note_socket(s, (flags & SOCK_NONBLOCK) != 0, true, info.recv_timeout, info.send_timeout);
@@ -243,9 +253,11 @@ int connect_blocking(int fd, const sockaddr* addr, socklen_t len, const fd_info&
   if (real_connect()(fd, addr, len) == 0) return 0;
   if (errno != EINPROGRESS) return -1;
   const limit l = limit_of(info.send_timeout);
-  switch (wait_fd(fd, false, l)) {
+  switch (wait_fd(fd, false, l, mode_of(info.send_timeout))) {
     case waited::ready:
       break;
+    case waited::interrupted:
+      return -1;  // EINTR; the connection goes on being made, as natively
     case waited::timed_out:
       return static_cast<int>(fail_with(EINPROGRESS));  // what a blocking connect says when SO_SNDTIMEO passes
     case waited::failed:
@@ -423,7 +435,9 @@ int sendmmsg(int fd, mmsghdr* msgs, unsigned int n, int flags) {
   for (;;) {
     const int r = real_sendmmsg()(fd, msgs, n, flags | MSG_DONTWAIT);
     if (r >= 0 || !would_block()) return r;
-    if (const int code = wait_or_fail(fd, false, l)) return static_cast<int>(fail_with(code));
+    if (const int code = wait_or_fail(fd, false, l, mode_of(info.send_timeout))) {
+      return static_cast<int>(fail_with(code));
+    }
   }
 }
 
@@ -448,7 +462,7 @@ ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
       continue;
     }
     if (!would_block()) return sent > 0 ? static_cast<ssize_t>(sent) : -1;
-    if (const int code = wait_or_fail(out, false, l)) {
+    if (const int code = wait_or_fail(out, false, l, mode_of(info.send_timeout))) {
       on_exit.closed = code == EBADF;
       return sent > 0 ? static_cast<ssize_t>(sent) : fail_with(code);
     }

@@ -115,6 +115,9 @@ struct green_thread {
   void* exit_value = nullptr;                      // while they run
   char name[16] = {};
   std::vector<specific_slot> specific;
+  signals::thread_state signals;
+  green_thread* here_prev = nullptr;  // the green threads of this OS thread (signal delivery walks them)
+  green_thread* here_next = nullptr;
 };
 
 namespace {
@@ -178,6 +181,25 @@ green_thread* green_of(pthread_t t) noexcept {
   return g->magic == record_magic ? g : nullptr;
 }
 
+// The green threads running on this OS thread, for the signal drain. Only
+// their own OS thread links and unlinks them, and only it walks the list.
+constinit thread_local green_thread* here_head = nullptr;
+
+void link_here(green_thread& t) noexcept {
+  t.here_prev = nullptr;
+  t.here_next = here_head;
+  if (here_head != nullptr) here_head->here_prev = &t;
+  here_head = &t;
+  signals::thread_started(t.signals);
+}
+
+void unlink_here(green_thread& t) noexcept {
+  (t.here_prev != nullptr ? t.here_prev->here_next : here_head) = t.here_next;
+  if (t.here_next != nullptr) t.here_next->here_prev = t.here_prev;
+  t.here_prev = t.here_next = nullptr;
+  signals::thread_ended(t.signals);
+}
+
 // Green threads alive (main waits for them in pthread_exit).
 std::atomic<long> green_running{0};
 std::atomic<long> native_running_here{0};
@@ -221,6 +243,7 @@ void run_key_destructors(green_thread& t) {
 // Life cycle
 
 void finish(green_thread& t, void* value) noexcept {
+  unlink_here(t);
   t.result = value;
   const unsigned before = t.flags.fetch_or(green_thread::finished, std::memory_order_acq_rel);
   if ((before & green_thread::detached) != 0) {
@@ -361,6 +384,16 @@ void cancel_now(green_thread& t) {
 
 }  // namespace
 
+signals::thread_state& signal_state_of(green_thread& t) noexcept { return t.signals; }
+
+void for_each_green_here_with(void (*f)(signals::thread_state&, void*), void* arg) {
+  for (green_thread* t = here_head; t != nullptr;) {
+    green_thread* next = t->here_next;  // f may end a wait, never a thread
+    f(t->signals, arg);
+    t = next;
+  }
+}
+
 void cancellation_point() {
   green_thread* t = current_green();
   if (t != nullptr && t->cancel_pending && t->cancel_enabled && !t->exiting) {
@@ -442,10 +475,12 @@ int pthread_create(pthread_t* out, const pthread_attr_t* attr, void* (*start)(vo
   t->guard_size = guard;
   if (detach == PTHREAD_CREATE_DETACHED) t->flags.store(green_thread::detached);
   if (green_thread* parent = current_green(); parent != nullptr) std::memcpy(t->name, parent->name, sizeof t->name);
+  link_here(*t);
   try {
     auto* s = detail::new_task(std::nullopt, stack, [t] { run_green(t); });
     s->release();  // no handle: the record is the thread's handle
   } catch (const std::exception&) {
+    unlink_here(*t);
     free_record(t);
     return EAGAIN;
   }
@@ -587,9 +622,12 @@ int pthread_getattr_np(pthread_t id, pthread_attr_t* attr) noexcept {
 int pthread_kill(pthread_t id, int sig) noexcept {
   green_thread* t = green_of(id);
   if (t == nullptr) return real_pthread_kill()(id, sig);
-  if ((t->flags.load(std::memory_order_acquire) & green_thread::finished) != 0) return ESRCH;
-  // The signal goes to the OS thread the green thread runs on; its handler runs there.
-  return sig == 0 ? 0 : real_pthread_kill()(t->os_thread, sig);
+  if ((t->flags.load(std::memory_order_acquire) & green_thread::finished) != 0 || t->exiting) return ESRCH;
+  if (sig < 0 || sig >= NSIG) return EINVAL;
+  if (sig == 0) return 0;
+  // SIGKILL, SIGSTOP and the synchronous signals act on the whole process anyway.
+  if (signals::synchronous(sig) || sig == SIGKILL || sig == SIGSTOP) return real_pthread_kill()(t->os_thread, sig);
+  return signals::send_to_thread(t->signals, sig, t->hub == detail::tls_hub, t->hub_handle);
 }
 
 int pthread_cancel(pthread_t id) {

@@ -11,10 +11,12 @@
 #include <pthread.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include <grove/detail/wait.hpp>
 
 #include "context.hpp"
+#include "signals.hpp"
 
 namespace grove::hooks {
 
@@ -69,6 +71,18 @@ auto cancellable(F f) -> decltype(f()) {
     value = e.value;
   }
   unwind_green(value);  // out of the handler: the exception is over
+}
+
+// signal_state_of returns green thread t's signals.
+signals::thread_state& signal_state_of(green_thread& t) noexcept;
+
+// for_each_green_here calls f(signals::thread_state&) for every green thread
+// running on the caller's OS thread.
+void for_each_green_here_with(void (*f)(signals::thread_state&, void*), void* arg);
+template <class F>
+void for_each_green_here(F&& f) {
+  using G = std::remove_reference_t<F>;
+  for_each_green_here_with([](signals::thread_state& s, void* a) { (*static_cast<G*>(a))(s); }, &f);
 }
 
 // to_limit converts an absolute time on clock c into a limit on the hub's

@@ -1,6 +1,9 @@
 // greenlet.cpp — switching, death, kill-on-release and thread exit.
 // The switch protocol is described once, in greenlet_impl.hpp.
 #include <cxxabi.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <string>
@@ -503,6 +506,24 @@ void release(greenlet_core* p) noexcept {
 }
 
 constinit thread_local bool creating_helper_thread __attribute__((tls_model("initial-exec"))) = false;
+
+int thread_sigmask(int how, const void* set, void* old) noexcept {
+  // The kernel's signal set is 8 bytes (_NSIG / 8), the start of glibc's sigset_t.
+  return static_cast<int>(::syscall(SYS_rt_sigprocmask, how, set, old, _NSIG / 8));
+}
+
+helper_thread_scope::helper_thread_scope() noexcept : was(creating_helper_thread), saved_mask(0) {
+  creating_helper_thread = true;
+  sigset_t all;
+  ::sigfillset(&all);  // glibc leaves out its own internal signals, which every thread must take
+  for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS}) ::sigdelset(&all, s);  // faults stay fatal
+  thread_sigmask(SIG_BLOCK, &all, &saved_mask);
+}
+
+helper_thread_scope::~helper_thread_scope() {
+  thread_sigmask(SIG_SETMASK, &saved_mask, nullptr);
+  creating_helper_thread = was;
+}
 
 void keep_thread_state_at_exit() noexcept { (void)current_state_inline(), (void)tls_owner.release(); }
 

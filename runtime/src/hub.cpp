@@ -209,7 +209,24 @@ void hub_state::post(std::function<void()> callback) {
   ev_async_send(loop, &async);
 }
 
+namespace {
+std::atomic<void (*)()> signal_drain{nullptr};
+}  // namespace
+
+void set_signal_drain(void (*drain)()) noexcept { signal_drain.store(drain, std::memory_order_release); }
+
+void kick_from_signal() noexcept {
+  hub_core* h = tls_hub;
+  if (h == nullptr) return;
+  hub_state& s = state_of(*h);
+  s.signal_kicked.store(true, std::memory_order_release);
+  ev_async_send(s.loop, &s.async);  // libev: safe in a signal handler
+}
+
 void hub_state::run_posts() {
+  if (signal_kicked.load(std::memory_order_relaxed) && signal_kicked.exchange(false, std::memory_order_acq_rel)) {
+    if (void (*drain)() = signal_drain.load(std::memory_order_acquire)) drain();
+  }
   if (!has_posts.load(std::memory_order_acquire)) return;
   std::vector<std::function<void()>> batch_;
   {

@@ -78,6 +78,7 @@ struct hub_state : hub_core {
   std::mutex post_lock;
   std::vector<std::function<void()>> posts;  // guarded by post_lock
   std::atomic<bool> has_posts{false};
+  std::atomic<bool> signal_kicked{false};      // kick_from_signal: run the signal drain after the poll
   std::atomic<int> holds{0};                   // hub::keepalive objects alive
   int jobs_in_flight = 0;                      // run_in_thread jobs not yet returned
   std::shared_ptr<pool_state> pool;            // run_in_thread's threads, started lazily

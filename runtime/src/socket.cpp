@@ -16,6 +16,7 @@
 
 #include <grove/error.hpp>
 #include <grove/io.hpp>
+#include <grove/detail/os_threads.hpp>
 #include <grove/thread_pool.hpp>
 #include <grove/timeout.hpp>
 
@@ -325,7 +326,7 @@ ssize_t sendfile_once(int out_fd, int in_fd, off_t* offset, std::size_t count) {
   sigaddset(&pipe_only, SIGPIPE);
   sigpending(&pending);
   const bool was_pending = sigismember(&pending, SIGPIPE) == 1;
-  pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+  detail::thread_sigmask(SIG_BLOCK, &pipe_only, &old);
   const ssize_t n = ::sendfile(out_fd, in_fd, offset, count);
   const int err = errno;
   sigpending(&pending);
@@ -333,7 +334,7 @@ ssize_t sendfile_once(int out_fd, int in_fd, off_t* offset, std::size_t count) {
     const timespec zero{0, 0};
     sigtimedwait(&pipe_only, nullptr, &zero);
   }
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  detail::thread_sigmask(SIG_SETMASK, &old, nullptr);
   errno = err;
   return n;
 }

@@ -14,13 +14,21 @@ struct greenlet_core;
 extern constinit thread_local bool creating_helper_thread __attribute__((tls_model("initial-exec")));
 
 // helper_thread_scope marks the threads started in its lifetime as grove's own.
+// They start with every asynchronous signal blocked: natively the program has
+// no such threads, so the kernel must never pick one to run a handler on.
 struct helper_thread_scope {
-  helper_thread_scope() noexcept : was(creating_helper_thread) { creating_helper_thread = true; }
-  ~helper_thread_scope() { creating_helper_thread = was; }
+  helper_thread_scope() noexcept;
+  ~helper_thread_scope();
   helper_thread_scope(const helper_thread_scope&) = delete;
   helper_thread_scope& operator=(const helper_thread_scope&) = delete;
   bool was;
+  unsigned long saved_mask;  // the creating thread's signal mask, in the kernel's form
 };
+
+// thread_sigmask changes the calling OS thread's signal mask with the system
+// call itself (as pthread_sigmask does natively), whatever the hooks have made
+// of pthread_sigmask: grove's own code uses it where the kernel's mask matters.
+int thread_sigmask(int how, const void* set, void* old) noexcept;
 
 // stack_bounds gives the lowest address and size of g's stack (nullptr, 0 for a
 // thread's main greenlet, which runs on the thread's own stack, or an unstarted

@@ -259,6 +259,15 @@ struct timer {
   bool active_ = false;
 };
 
+// set_signal_drain installs the function every hub calls, on its own greenlet
+// after a poll, once kick_from_signal has been called on its thread. It lets
+// the hooks finish, in ordinary code, what a signal handler could only note
+// (which green thread a signal is for, and waking it).
+void set_signal_drain(void (*drain)()) noexcept;
+// kick_from_signal makes the current thread's hub run the signal drain soon,
+// waking it if it sleeps in its poll. Async-signal-safe; nothing without a hub.
+void kick_from_signal() noexcept;
+
 // current_greenlet is the greenlet running now.
 [[gnu::always_inline]] inline greenlet_core* current_greenlet() { return current_hub().ts->current; }
 
