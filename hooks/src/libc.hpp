@@ -135,6 +135,7 @@ namespace grove::hooks {
   X(sem_clockwait, int (*)(sem_t*, clockid_t, const timespec*))                                                   \
   X(sem_trywait, int (*)(sem_t*))                                                                                 \
   X(sem_post, int (*)(sem_t*))                                                                                    \
+  X(vfork, pid_t (*)())                                                                                           \
   X(sigaction, int (*)(int, const struct sigaction*, struct sigaction*))                                          \
   X(signal, sighandler_t (*)(int, sighandler_t))                                                                  \
   X(bsd_signal, sighandler_t (*)(int, sighandler_t))                                                              \

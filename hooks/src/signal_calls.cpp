@@ -23,9 +23,12 @@ namespace {
 using signals::bit;
 
 // virtualised tells the signals whose dispositions the hooks keep: every
-// valid one but SIGKILL, SIGSTOP, glibc's internal two and the synchronous ones.
+// valid one but SIGKILL, SIGSTOP, glibc's internal two, the synchronous ones
+// and SIGABRT (abort() raises it in the failing thread; sent from outside, a
+// crash reporter such as Python's faulthandler must run at once, wherever the
+// process is stuck).
 bool virtualised(int sig) noexcept {
-  return sig > 0 && sig < NSIG && sig != 32 && sig != 33 && sig != SIGKILL && sig != SIGSTOP &&
+  return sig > 0 && sig < NSIG && sig != 32 && sig != 33 && sig != SIGKILL && sig != SIGSTOP && sig != SIGABRT &&
          !signals::synchronous(sig);
 }
 
@@ -103,6 +106,12 @@ int take_signal(const sigset_t* set, siginfo_t* info, limit l, on_handler mode) 
 using namespace grove::hooks;
 
 extern "C" {
+
+// vfork's child shares the parent's memory until it execs, and what it calls
+// before that (sigprocmask, close, dup2...) would change the hooks' records of
+// the parent's masks and descriptors. A fork gives it its own copy: the same
+// semantics, at a fork's cost.
+pid_t vfork() { return ::fork(); }
 
 int sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
   if (!virtualised(sig)) return real_sigaction()(sig, act, old);

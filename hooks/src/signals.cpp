@@ -327,7 +327,22 @@ void trampoline(int sig, siginfo_t* info, void* uc) {
   os_state& o = os;
   if (!o.ready) init(o, from_set(static_cast<ucontext_t*>(uc)->uc_sigmask));
   thread_state* s = state_of(hub, hub->ts->current);
-  if (s != nullptr && (s->mask.load(std::memory_order_relaxed) & bit(sig)) == 0) {
+  const auto takes = [&](const thread_state* t) { return (t->mask.load(std::memory_order_relaxed) & bit(sig)) == 0; };
+  // Which thread the kernel would have given it to. A thread-directed signal
+  // (raise, tgkill; SIGPIPE and SIGXFSZ, which the kernel sends to the thread
+  // that wrote) is the running thread's. A process-directed one goes to main
+  // if main does not block it (Linux's complete_signal tries the group leader
+  // first), else to a thread that does not.
+  thread_state* target = nullptr;
+  const bool thread_directed = info->si_code == SI_TKILL || sig == SIGPIPE || sig == SIGXFSZ;
+  if (thread_directed && s != nullptr) {
+    target = s;
+  } else if (takes(&o.main)) {
+    target = &o.main;
+  } else if (s != nullptr && takes(s)) {
+    target = s;
+  }
+  if (target != nullptr && target == s && takes(s)) {
     // The running thread takes it, here and now, as the kernel delivers it.
     const std::uint64_t real_before = o.real;
     const std::uint64_t mask_before = s->mask.load(std::memory_order_relaxed);
@@ -345,12 +360,6 @@ void trampoline(int sig, siginfo_t* info, void* uc) {
   }
   taken[sig].info = *info;
   taken[sig].handler = h;
-  thread_state* target = nullptr;
-  if (s != nullptr && info->si_code == SI_TKILL) {
-    target = s;  // raise() in a thread that blocks it: pending for that thread
-  } else if ((o.main.mask.load(std::memory_order_relaxed) & bit(sig)) == 0) {
-    target = &o.main;
-  }
   if (target != nullptr) {
     target->pending.fetch_or(bit(sig), std::memory_order_acq_rel);
   } else {

@@ -105,6 +105,12 @@ TEST_CASE("fork and wait behave the same natively and under grove-run, and the c
   same_natively_and_under_grove_run("forker");
 }
 
+TEST_CASE(
+    "a handler without SA_RESTART makes the blocking call it interrupts fail with EINTR, one with SA_RESTART "
+    "lets it go on except where signal(7) says never, natively and under grove-run") {
+  same_natively_and_under_grove_run("sig_eintr");
+}
+
 TEST_CASE("blocking calls in constructors, destructors and atexit handlers behave the same under grove-run") {
   same_natively_and_under_grove_run("early");
 }

@@ -241,3 +241,17 @@ TEST_CASE(
   CHECK(bad.result.exit_code == 2);
   CHECK(bad.result.out.find("GROVE_THREADS") != std::string::npos);
 }
+
+TEST_CASE(
+    "a process-directed signal interrupts the thread that does not block it, pthread_kill only the thread it "
+    "names, and masks and pending signals are per thread, natively and under grove-run") {
+  const runs r = same_natively_and_under_grove_run("thr_signals");
+  CHECK(r.native.result.out.find("in recv, no SA_RESTART: recv -1 EINTR, handler ran in it: 1\n") !=
+        std::string::npos);
+  CHECK(r.native.result.out.find("in recv, SA_RESTART: recv 1 , handler ran in it: 1\n") != std::string::npos);
+  CHECK(r.native.result.out.find("threads interrupted 1, thread 42 interrupted 1, handler ran in it: 1\n") !=
+        std::string::npos);
+  CHECK(r.native.result.out.find("handler ran in b: 1\n") != std::string::npos);
+  CHECK(r.green.peak_threads >= 1);
+  CHECK(r.green.peak_threads <= green_os_threads_at_most);
+}
