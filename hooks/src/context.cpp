@@ -56,4 +56,9 @@ waited sleep_until(limit l, on_handler mode) {
   return waited::ready;
 }
 
+void give_way() {
+  const keep_errno kept;
+  grove::detail::yield_to_poll();
+}
+
 }  // namespace grove::hooks

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include <grove/detail/wait.hpp>
+#include <grove/sleep.hpp>
 
 namespace grove::hooks {
 
@@ -72,5 +73,21 @@ waited wait_fd(int fd, bool for_read, limit l, on_handler mode);
 // sleep_until blocks the calling task until the limit passes (never forever):
 // ready, or interrupted as wait_fd is (a handler ran, mode says EINTR).
 waited sleep_until(limit l, on_handler mode);
+
+// give_way lets the hub poll I/O and timers and the other ready tasks run,
+// then returns (errno kept). Interruptions propagate as from wait_fd.
+void give_way();
+
+// give_way_if_due is a scheduling point for a cooperative call that may
+// return without waiting: natively the kernel would preempt a thread that
+// keeps calling poll and finding something (or calling it with a zero
+// timeout), and its other threads would run on other cores; here they share
+// one, and their wake-ups come from the hub's poll. So once the hub has not
+// polled for a slice (detail::fair_slice), the caller gives way first. One
+// clock read when it is not due.
+[[gnu::always_inline]] inline void give_way_if_due() {
+  if (detail::slice_used_up(*detail::tls_hub)) [[unlikely]]
+    give_way();
+}
 
 }  // namespace grove::hooks

@@ -15,6 +15,13 @@
 // A wake-up only means "may be ready": the next look decides. A caller's
 // timeout of zero never waits, so it goes to libc as it is.
 //
+// Each call is also a scheduling point (give_way_if_due, context.hpp): an
+// event loop that never waits, because its poll always finds something or is
+// called with a zero timeout, would otherwise hold the thread and starve the
+// other green threads, whose I/O and timers only the hub's poll can deliver.
+// Once the hub has not polled for a slice, the call lets it poll and the others
+// run before it looks.
+//
 // A signal handler that runs in the caller's thread while it waits ends the
 // call with EINTR, SA_RESTART or not (signal(7): these calls never restart).
 // The signal mask of ppoll, pselect and epoll_pwait is the calling thread's
@@ -273,6 +280,7 @@ extern "C" {
 
 int poll(pollfd* fds, nfds_t n, int timeout) {
   if (!cooperative()) return real_poll()(fds, n, timeout);
+  give_way_if_due();
   if (timeout == 0) return real_poll()(fds, n, 0);
   return poll_fds(fds, n, limit_of_ms(timeout), nullptr, nullptr, false);
 }
@@ -280,6 +288,7 @@ int poll(pollfd* fds, nfds_t n, int timeout) {
 // The mask is the thread's for the whole call (see the top of this file).
 int ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask) {
   if (!cooperative()) return real_ppoll()(fds, n, timeout, mask);
+  give_way_if_due();
   if (timeout != nullptr && (!valid(*timeout) || is_zero(*timeout))) return real_ppoll()(fds, n, timeout, mask);
   static constexpr timespec zero{};
   const signals::with_mask during(mask);
@@ -288,6 +297,7 @@ int ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask) 
 
 int select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* timeout) {
   if (!cooperative()) return real_select()(nfds, r, w, e, timeout);
+  give_way_if_due();
   // Invalid arguments and a zero timeout: libc answers at once, as it would.
   if (nfds < 0 || (timeout != nullptr &&
                    (timeout->tv_sec < 0 || timeout->tv_usec < 0 || (timeout->tv_sec == 0 && timeout->tv_usec == 0)))) {
@@ -320,6 +330,7 @@ int select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* timeout) {
 // The mask: as for ppoll.
 int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const timespec* timeout, const sigset_t* mask) {
   if (!cooperative()) return real_pselect()(nfds, r, w, e, timeout, mask);
+  give_way_if_due();
   if (nfds < 0 || (timeout != nullptr && (!valid(*timeout) || is_zero(*timeout)))) {
     return real_pselect()(nfds, r, w, e, timeout, mask);
   }
@@ -332,6 +343,7 @@ int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const timespec* timeout, 
 
 int epoll_wait(int epfd, epoll_event* events, int max, int timeout) {
   if (!cooperative()) return real_epoll_wait()(epfd, events, max, timeout);
+  give_way_if_due();
   if (timeout == 0) return real_epoll_wait()(epfd, events, max, 0);
   const limit l = limit_of_ms(timeout);
   return cooperate(
@@ -342,6 +354,7 @@ int epoll_wait(int epfd, epoll_event* events, int max, int timeout) {
 // The mask: as for ppoll.
 int epoll_pwait(int epfd, epoll_event* events, int max, int timeout, const sigset_t* mask) {
   if (!cooperative()) return real_epoll_pwait()(epfd, events, max, timeout, mask);
+  give_way_if_due();
   if (timeout == 0) return real_epoll_pwait()(epfd, events, max, 0, mask);
   const limit l = limit_of_ms(timeout);
   const signals::with_mask during(mask);

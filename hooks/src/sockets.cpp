@@ -270,6 +270,65 @@ int connect_blocking(int fd, const sockaddr* addr, socklen_t len, const fd_info&
   return err == 0 ? 0 : static_cast<int>(fail_with(err));
 }
 
+// send_file is sendfile and sendfile64 in a task; real is libc's symbol of
+// the same name, and Offset its offset type.
+template <class Offset>
+ssize_t send_file(ssize_t (*real)(int, int, Offset*, size_t), int out, int in, Offset* offset, size_t count) {
+  if (!cooperative()) return real(out, in, offset, count);
+  const fd_info info = fd_info_of(out);
+  if (info.kind == fd_kind::passthrough || info.nonblocking) return real(out, in, offset, count);
+  // sendfile has no MSG_DONTWAIT: like connect, hold O_NONBLOCK on the output
+  // for the call and wait between partial transfers.
+  const int fl = real_fcntl()(out, F_GETFL);
+  if (fl == -1 || real_fcntl()(out, F_SETFL, fl | O_NONBLOCK) == -1) return -1;
+  set_in_connect(out, true);
+  restore_flags on_exit{out, fl};
+  const limit l = limit_of(info.send_timeout);
+  std::size_t sent = 0;
+  while (sent < count) {
+    const ssize_t n = real(out, in, offset, count - sent);
+    if (n == 0) break;  // end of the input file
+    if (n > 0) {
+      sent += static_cast<std::size_t>(n);
+      if (!info.stream && info.kind == fd_kind::socket) break;
+      continue;
+    }
+    if (!would_block()) return sent > 0 ? static_cast<ssize_t>(sent) : -1;
+    if (const int code = wait_or_fail(out, false, l, mode_of(info.send_timeout))) {
+      on_exit.closed = code == EBADF;
+      return sent > 0 ? static_cast<ssize_t>(sent) : fail_with(code);
+    }
+  }
+  return static_cast<ssize_t>(sent);
+}
+
+// file_control is fcntl and fcntl64 with their argument read; real is libc's
+// symbol of the same name. It records what the program sets (O_NONBLOCK) and
+// forgets descriptors it duplicates.
+int file_control(int (*real)(int, int, ...), int fd, int cmd, void* arg) {
+  const int r = real(fd, cmd, arg);
+  if (r == -1) return r;
+  switch (cmd) {
+    case F_SETFL:
+      set_nonblocking(fd, (static_cast<int>(reinterpret_cast<std::intptr_t>(arg)) & O_NONBLOCK) != 0);
+      break;
+    case F_GETFL: {
+      // During a cooperative connect or sendfile the kernel shows O_NONBLOCK:
+      // report the program's own flag.
+      const fd_info info = fd_info_of(fd);
+      if (info.in_connect) return info.nonblocking ? (r | O_NONBLOCK) : (r & ~O_NONBLOCK);
+      break;
+    }
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC:
+      forget(r);
+      break;
+    default:
+      break;
+  }
+  return r;
+}
+
 }  // namespace
 }  // namespace grove::hooks
 
@@ -442,32 +501,13 @@ int sendmmsg(int fd, mmsghdr* msgs, unsigned int n, int flags) {
 }
 
 ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
-  if (!cooperative()) return real_sendfile()(out, in, offset, count);
-  const fd_info info = fd_info_of(out);
-  if (info.kind == fd_kind::passthrough || info.nonblocking) return real_sendfile()(out, in, offset, count);
-  // sendfile has no MSG_DONTWAIT: like connect, hold O_NONBLOCK on the output
-  // for the call and wait between partial transfers.
-  const int fl = real_fcntl()(out, F_GETFL);
-  if (fl == -1 || real_fcntl()(out, F_SETFL, fl | O_NONBLOCK) == -1) return -1;
-  set_in_connect(out, true);
-  restore_flags on_exit{out, fl};
-  const limit l = limit_of(info.send_timeout);
-  std::size_t sent = 0;
-  while (sent < count) {
-    const ssize_t n = real_sendfile()(out, in, offset, count - sent);
-    if (n == 0) break;  // end of the input file
-    if (n > 0) {
-      sent += static_cast<std::size_t>(n);
-      if (!info.stream && info.kind == fd_kind::socket) break;
-      continue;
-    }
-    if (!would_block()) return sent > 0 ? static_cast<ssize_t>(sent) : -1;
-    if (const int code = wait_or_fail(out, false, l, mode_of(info.send_timeout))) {
-      on_exit.closed = code == EBADF;
-      return sent > 0 ? static_cast<ssize_t>(sent) : fail_with(code);
-    }
-  }
-  return static_cast<ssize_t>(sent);
+  return send_file(real_sendfile(), out, in, offset, count);
+}
+
+// sendfile64 is the symbol a program built with _FILE_OFFSET_BITS=64 calls for
+// sendfile: the same call under another name, so it needs its own hook.
+ssize_t sendfile64(int out, int in, off64_t* offset, size_t count) {
+  return send_file(real_sendfile64(), out, in, offset, count);
 }
 
 int close(int fd) {
@@ -508,27 +548,19 @@ int fcntl(int fd, int cmd, ...) {
   va_start(ap, cmd);
   void* arg = va_arg(ap, void*);
   va_end(ap);
-  const int r = real_fcntl()(fd, cmd, arg);
-  if (r == -1) return r;
-  switch (cmd) {
-    case F_SETFL:
-      set_nonblocking(fd, (static_cast<int>(reinterpret_cast<std::intptr_t>(arg)) & O_NONBLOCK) != 0);
-      break;
-    case F_GETFL: {
-      // During a cooperative connect or sendfile the kernel shows O_NONBLOCK:
-      // report the program's own flag.
-      const fd_info info = fd_info_of(fd);
-      if (info.in_connect) return info.nonblocking ? (r | O_NONBLOCK) : (r & ~O_NONBLOCK);
-      break;
-    }
-    case F_DUPFD:
-    case F_DUPFD_CLOEXEC:
-      forget(r);
-      break;
-    default:
-      break;
-  }
-  return r;
+  return file_control(real_fcntl(), fd, cmd, arg);
+}
+
+// fcntl64 is the symbol a program built with _FILE_OFFSET_BITS=64 calls for
+// fcntl (glibc's headers redirect it there, as redis's do): without its own
+// hook, the O_NONBLOCK such a program sets would go unseen and its
+// non-blocking reads would wait instead of returning EAGAIN.
+int fcntl64(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  return file_control(real_fcntl64(), fd, cmd, arg);
 }
 
 int ioctl(int fd, unsigned long request, ...) noexcept {

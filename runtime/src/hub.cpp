@@ -124,7 +124,10 @@ void hub_state::run() {
     } else {
       idle();
     }
-    direct_budget = batch;  // I/O has just been polled
+    // I/O has just been polled
+    direct_budget = batch;
+    poll_now = false;
+    ++polls;
   }
 }
 
@@ -132,7 +135,8 @@ void hub_state::run() {
 // runs until it blocks or finishes, and control comes back here.
 void hub_state::run_ready(ready_ring& ring, std::size_t most) {
   thread_core& t = *ts;
-  for (std::size_t n = 0; n < most && !ring.empty(); ++n) {
+  // poll_now: a greenlet that ran asked for a poll before anything else runs.
+  for (std::size_t n = 0; n < most && !ring.empty() && !poll_now; ++n) {
     greenlet_core* g = ring.pop();
     if (g == nullptr) continue;
     const run_state st = g->state.load(std::memory_order_relaxed);
@@ -537,6 +541,20 @@ void yield_slow() {
   detail::check_interrupts(self);
   detail::keep_alive hold(self);
   detail::schedule(h, self);
+  detail::to_hub(h);
+  detail::check_interrupts(self);
+}
+
+void yield_to_poll() {
+  detail::hub_core& h = current_hub();
+  detail::greenlet_core* self = detail::blockable_current(h);
+  detail::check_interrupts(self);
+  detail::keep_alive hold(self);
+  // At the back of the ready ring, so it runs after what the poll wakes and
+  // after every greenlet that was ready already; straight to the hub, never
+  // to another greenlet, and the hub polls before it runs anything else.
+  detail::schedule(h, self);
+  h.poll_now = true;
   detail::to_hub(h);
   detail::check_interrupts(self);
 }

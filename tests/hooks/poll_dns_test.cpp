@@ -462,6 +462,48 @@ TEST_CASE_FIXTURE(leak_check, "epoll_pwait waits cooperatively and times out as 
   ::close(ep);
 }
 
+TEST_CASE_FIXTURE(leak_check,
+                  "a loop of poll, select and epoll_wait calls that never wait gives way: a sleeping task and a "
+                  "reading task still wake") {
+  a_pipe p;
+  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  REQUIRE(ep >= 0);
+  epoll_event e{};
+  e.events = EPOLLOUT;  // an empty pipe's write end: always ready
+  REQUIRE(::epoll_ctl(ep, EPOLL_CTL_ADD, p.write_end(), &e) == 0);
+  bool slept = false, read_it = false;
+  auto sleeper = grove::spawn([&] {
+    ::usleep(20'000);
+    slept = true;
+  });
+  auto reader = grove::spawn([&] {
+    char c;
+    read_it = ::read(p.read_end(), &c, 1) == 1;
+  });
+  // This task is an event loop that never waits, as redis-benchmark's threads
+  // become: its polls have a zero timeout or find the pipe writable at once.
+  // The other two only wake from the hub's poll of timers and I/O.
+  const auto t0 = std::chrono::steady_clock::now();
+  long spins = 0;
+  while (!(slept && read_it) && seconds_since(t0) < 10) {
+    epoll_event got{};
+    pollfd out{p.write_end(), POLLOUT, 0};
+    timeval zero{0, 0};
+    switch (spins % 3) {
+      case 0: ::epoll_wait(ep, &got, 1, 1000); break;
+      case 1: ::poll(&out, 1, 0); break;
+      default: ::select(0, nullptr, nullptr, nullptr, &zero); break;
+    }
+    if (++spins == 1) REQUIRE(::write(p.write_end(), "x", 1) == 1);
+  }
+  CHECK(slept);
+  CHECK(read_it);
+  CHECK(seconds_since(t0) < 5);
+  sleeper.join();
+  reader.join();
+  ::close(ep);
+}
+
 TEST_CASE("on a thread with no hub, poll, select and epoll_wait go straight to libc") {
   const outcome r = natively([] {
     a_pipe p;

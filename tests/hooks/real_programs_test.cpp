@@ -1,6 +1,7 @@
 // Real, unmodified Debian programs under grove-run, compared with native runs:
 // curl and wget against a local HTTP server, nc moving a large file, redis-cli
-// against a local redis-server; and threaded programs whose pthreads become
+// (commands, and --pipe mass insertion) and redis-benchmark against a local
+// redis-server; and threaded programs whose pthreads become
 // grove tasks on one OS thread: Python threads sleeping, Python's
 // ThreadingHTTPServer under load, siege's pthread-per-user client, xz -T4.
 #include <netinet/in.h>
@@ -16,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -170,6 +172,22 @@ void wait_for_listener(int port) {
   }
   FAIL("nothing listens on port " << port);
 }
+
+// redis_server is a private redis-server on a free loopback port, with
+// nothing saved to disk, for as long as the object lives.
+struct redis_server {
+  temp_dir dir;
+  std::string port = std::to_string(free_port());
+  background process{{"/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                      "no", "--dir", dir.path(), "--loglevel", "warning"}};
+  redis_server() { wait_for_port(std::stoi(port)); }
+  // ask runs one command with redis-cli, natively, and returns its output.
+  std::string ask(const std::vector<std::string>& command) const {
+    std::vector<std::string> argv = {"/usr/bin/redis-cli", "-p", port};
+    argv.insert(argv.end(), command.begin(), command.end());
+    return run_program(argv).out;
+  }
+};
 
 std::vector<std::string> under_grove_run(const std::vector<std::string>& argv) {
   std::vector<std::string> under = {grove_run};
@@ -343,12 +361,8 @@ TEST_CASE("nc moves a large file under grove-run with an unchanged checksum, in 
 TEST_CASE("redis-cli gives the same answers natively and under grove-run") {
   require_program("/usr/bin/redis-server");
   require_program("/usr/bin/redis-cli");
-  temp_dir dir;
-  const int port = free_port();
-  background server({"/usr/bin/redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "",
-                     "--appendonly", "no", "--dir", dir.path(), "--loglevel", "warning"});
-  wait_for_port(port);
-  const std::string p = std::to_string(port);
+  const redis_server server;
+  const std::string& p = server.port;
   const std::vector<std::vector<std::string>> commands = {
       {"SET", "grove", "green threads"}, {"GET", "grove"}, {"RPUSH", "list", "a", "b", "c"},
       {"LRANGE", "list", "0", "-1"},     {"INCR", "counter"}, {"BLPOP", "empty", "0.2"}};
@@ -369,6 +383,73 @@ TEST_CASE("redis-cli gives the same answers natively and under grove-run") {
     CHECK(a.exit_code == 0);
     CHECK(b.exit_code == a.exit_code);
     CHECK(b.out == a.out);
+  }
+}
+
+TEST_CASE(
+    "redis-cli --pipe sends 5000 SETs from a file or a pipe and reads every reply, natively and under grove-run") {
+  require_program("/usr/bin/redis-server");
+  require_program("/usr/bin/redis-cli");
+  const redis_server server;
+  temp_dir dir;
+  // The same commands in the Redis protocol (read from a file) and inline
+  // (through a pipe): --pipe takes either.
+  const int count = 5000;
+  std::string protocol, inline_commands;
+  for (int i = 0; i < count; ++i) {
+    const std::string key = "key:" + std::to_string(i), value = "value-" + std::to_string(i);
+    protocol += "*3\r\n$3\r\nSET\r\n$" + std::to_string(key.size()) + "\r\n" + key + "\r\n$" +
+                std::to_string(value.size()) + "\r\n" + value + "\r\n";
+    inline_commands += "SET " + key + " " + value + "\n";
+  }
+  const std::string protocol_file = dir.path() + "/commands.resp", inline_file = dir.path() + "/commands.txt";
+  write_file(protocol_file, protocol);
+  write_file(inline_file, inline_commands);
+  for (const bool green : {false, true}) {
+    for (const bool from_pipe : {false, true}) {
+      CAPTURE(green);
+      CAPTURE(from_pipe);
+      REQUIRE(server.ask({"FLUSHALL"}) == "OK\n");
+      const std::string cli = (green ? grove_run + " " : "") + "/usr/bin/redis-cli -p " + server.port + " --pipe";
+      const std::string line = from_pipe ? "cat " + inline_file + " | " + cli : "exec " + cli + " < " + protocol_file;
+      const limited_result r = run_limited({"/bin/sh", "-c", line}, 60s);
+      CAPTURE(r.out);
+      CHECK_FALSE(r.timed_out);
+      CHECK(r.exit_code == 0);
+      CHECK(r.out.find("errors: 0, replies: " + std::to_string(count) + "\n") != std::string::npos);
+      CHECK(server.ask({"DBSIZE"}) == std::to_string(count) + "\n");
+      CHECK(server.ask({"GET", "key:" + std::to_string(count - 1)}) == "value-" + std::to_string(count - 1) + "\n");
+    }
+  }
+}
+
+TEST_CASE(
+    "redis-benchmark finishes 2000 SETs from 50 clients natively and under grove-run: on 4 threads, on one, and "
+    "pipelined") {
+  require_program("/usr/bin/redis-server");
+  require_program("/usr/bin/redis-benchmark");
+  const redis_server server;
+  // -q's summary: "SET: 7812.50 requests per second, p50=0.159 msec".
+  const std::regex summary(R"((^|[\r\n])SET: ([0-9.]+) requests per second)");
+  const std::vector<std::vector<std::string>> variants = {{"--threads", "4"}, {}, {"-P", "16"}, {"--threads", "4", "-P", "16"}};
+  for (const auto& variant : variants) {
+    std::vector<std::string> argv = {"/usr/bin/redis-benchmark", "-p", server.port, "-n", "2000", "-c", "50",
+                                     "-t", "set", "-q"};
+    argv.insert(argv.end(), variant.begin(), variant.end());
+    std::string options;
+    for (const auto& o : variant) options += o + " ";
+    for (const bool green : {false, true}) {
+      CAPTURE(options);
+      CAPTURE(green);
+      const limited_result r = run_limited(green ? under_grove_run(argv) : argv, 60s);
+      CAPTURE(r.out);
+      CHECK_FALSE(r.timed_out);
+      CHECK(r.exit_code == 0);
+      std::smatch m;
+      REQUIRE(std::regex_search(r.out, m, summary));
+      CHECK(std::stod(m[2].str()) > 0);
+      if (green) CHECK(r.max_threads <= 3);  // its threads are green
+    }
   }
 }
 

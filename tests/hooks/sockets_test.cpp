@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <grove/timeout.hpp>
+
 #include "hooks_support.hpp"
 
 using namespace std::chrono_literals;
@@ -101,6 +103,27 @@ TEST_CASE_FIXTURE(leak_check, "a descriptor the program made non-blocking still 
   REQUIRE(::ioctl(p.fd[0], FIONBIO, &on) == 0);  // blocking again, through ioctl this time
   auto sender = grove::spawn([&] { ::send(p.fd[1], "x", 1, 0); });
   CHECK(::recv(p.fd[0], &c, 1, 0) == 1);
+  sender.join();
+}
+
+TEST_CASE_FIXTURE(leak_check,
+                  "fcntl64, the fcntl of programs built with _FILE_OFFSET_BITS=64, makes a descriptor non-blocking "
+                  "for the hooks too") {
+  socket_pair p;
+  REQUIRE(::fcntl64(p.fd[0], F_SETFL, ::fcntl64(p.fd[0], F_GETFL) | O_NONBLOCK) == 0);
+  CHECK((::fcntl64(p.fd[0], F_GETFL) & O_NONBLOCK) != 0);
+  char c;
+  // Unseen, the flag would leave recv waiting (until the scope's limit) instead of returning EAGAIN.
+  const auto hooked = grove::with_timeout(5s, [&] { return outcome_of([&] { return ::recv(p.fd[0], &c, 1, 0); }); });
+  REQUIRE(hooked.has_value());
+  CHECK(*hooked == outcome{-1, EAGAIN});
+  REQUIRE(::fcntl64(p.fd[0], F_SETFL, 0) == 0);  // blocking again: recv waits for the sender
+  auto sender = grove::spawn([&] {
+    grove::sleep(20ms);
+    ::send(p.fd[1], "y", 1, 0);
+  });
+  CHECK(::recv(p.fd[0], &c, 1, 0) == 1);
+  CHECK(c == 'y');
   sender.join();
 }
 
@@ -360,6 +383,42 @@ TEST_CASE_FIXTURE(leak_check, "sendfile to a blocking socket sends the whole fil
   CHECK(::sendfile(p.fd[0], f, &offset, content.size()) == static_cast<ssize_t>(content.size()));
   CHECK(offset == static_cast<off_t>(content.size()));
   CHECK((::fcntl(p.fd[0], F_GETFL) & O_NONBLOCK) == 0);
+  CHECK(reader.get() == content.size());
+  ::close(f);
+}
+
+TEST_CASE_FIXTURE(leak_check,
+                  "sendfile64, the sendfile of programs built with _FILE_OFFSET_BITS=64, sends a whole file to a "
+                  "blocking socket while the reader drains it") {
+  temp_dir dir;
+  const std::string path = dir.path() + "/data";
+  const std::string content(3 << 20, 'g');
+  {
+    const int f = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    REQUIRE(f >= 0);
+    REQUIRE(::write(f, content.data(), content.size()) == static_cast<ssize_t>(content.size()));
+    ::close(f);
+  }
+  socket_pair p;
+  // Unhooked, sendfile64 would block the thread with the reader unable to run:
+  // the send timeout turns that into a short count rather than a hang.
+  set_timeout(p.fd[0], SO_SNDTIMEO, 10s);
+  auto reader = grove::spawn([&] {
+    std::size_t got = 0;
+    char buf[8192];
+    while (got < content.size()) {
+      const ssize_t n = ::read(p.fd[1], buf, sizeof buf);
+      if (n <= 0) break;
+      got += static_cast<std::size_t>(n);
+    }
+    return got;
+  });
+  const int f = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  off64_t offset = 0;
+  CHECK(::sendfile64(p.fd[0], f, &offset, content.size()) == static_cast<ssize_t>(content.size()));
+  CHECK(offset == static_cast<off64_t>(content.size()));
+  CHECK((::fcntl(p.fd[0], F_GETFL) & O_NONBLOCK) == 0);
+  ::shutdown(p.fd[0], SHUT_WR);  // after a short count, the reader would wait for the rest
   CHECK(reader.get() == content.size());
   ::close(f);
 }

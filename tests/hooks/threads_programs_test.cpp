@@ -203,6 +203,15 @@ TEST_CASE(
   same_natively_and_under_grove_run("thr_after_work");
 }
 
+TEST_CASE(
+    "a thread whose poll, select, epoll_wait or sched_yield loop never waits lets the threads waiting on a read "
+    "or a sleep wake, natively and under grove-run") {
+  const runs r = same_natively_and_under_grove_run("thr_busy_poll");
+  CHECK(r.native.result.out.find("epoll_wait, zero timeout, a writable socket, waiter woken by a read: it ran while "
+                                 "the other spun: yes, within 10 s: yes\n") != std::string::npos);
+  CHECK(r.native.result.out.find(": no") == std::string::npos);
+}
+
 TEST_CASE("each thread keeps its own errno while others fail, natively and under grove-run") {
   same_natively_and_under_grove_run("thr_errno");
 }

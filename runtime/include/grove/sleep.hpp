@@ -9,7 +9,32 @@ namespace grove {
 
 namespace detail {
 void yield_slow();
+
+// yield_to_poll lets the hub poll I/O and timers, then every greenlet that is
+// ready (those the poll woke first) run, before the current one goes on: a
+// yield that cannot be served by the ready ring alone, for a greenlet that has
+// held the thread for a while without blocking. Raises a pending kill or
+// timeout at this blocking point. The caller is a task or a main greenlet on a
+// hub that is not closing, and not the hub itself.
+void yield_to_poll();
+
+// fair_slice is how long greenlets may go on without blocking before
+// slice_used_up says that the hub's I/O and timers are due.
+inline constexpr std::chrono::microseconds fair_slice{500};
+
+// slice_used_up tells whether the hub h has not polled I/O and timers for a
+// fair_slice, as far as the greenlets that ask it can tell: the slice starts
+// at the first question after a poll. One clock read; no syscall (vDSO).
+[[gnu::always_inline]] inline bool slice_used_up(hub_core& h) noexcept {
+  const clock::time_point now = clock::now();
+  if (h.slice_polls != h.polls) {
+    h.slice_polls = h.polls;
+    h.slice_start = now;
+    return false;
+  }
+  return now - h.slice_start >= fair_slice;
 }
+}  // namespace detail
 
 // sleep blocks the current task (not the thread) for at least d; the hub runs
 // other tasks meanwhile. sleep(0) or less is yield(). Raises a pending kill or

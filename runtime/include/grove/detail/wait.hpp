@@ -189,6 +189,13 @@ struct hub_core {
   std::size_t direct_budget = 0;
   bool closing = false;     // the thread is exiting: blocking calls only kill
   bool monitoring = false;  // GROVE_MONITOR_MS: switches are reported to the watchdog
+  // yield_to_poll asked the hub to poll I/O and timers before it runs any
+  // other greenlet; the hub clears it when it has.
+  bool poll_now = false;
+  std::uint64_t polls = 0;  // times the hub has polled I/O and timers
+  // slice_used_up's record: the poll count it last saw, and when it first saw it.
+  std::uint64_t slice_polls = 0;
+  clock::time_point slice_start{};
 };
 
 extern constinit thread_local hub_core* tls_hub __attribute__((tls_model("initial-exec")));
