@@ -15,6 +15,13 @@
 // A wake-up only means "may be ready": the next look decides. A caller's
 // timeout of zero never waits, so it goes to libc as it is.
 //
+// A call that returns without waiting never reaches the hub, so a thread that
+// loops on such calls (an asyncore loop whose sockets are always writable, a
+// poll with a zero timeout) would keep every other task of its thread from
+// running — natively it only wastes a core. So every busy_returns_max-th of
+// them in a row on a thread first gives way: a 1 µs nap, in which the hub runs
+// what is ready and polls I/O (give_way).
+//
 // A signal handler that runs in the caller's thread while it waits ends the
 // call with EINTR, SA_RESTART or not (signal(7): these calls never restart).
 // The signal mask of ppoll, pselect and epoll_pwait is the calling thread's
@@ -150,6 +157,24 @@ waited wait_any(const pollfd* fds, nfds_t n, const limit& l) {
   return wait_fd(set.fd(), true, l, on_handler::fail);
 }
 
+// Calls of this thread that returned without waiting since it last waited or
+// gave way.
+constexpr unsigned busy_returns_max = 64;
+constinit thread_local unsigned busy_returns __attribute__((tls_model("initial-exec"))) = 0;
+
+// give_way naps 1 µs if this thread's last busy_returns_max waiting calls all
+// returned at once (see the top of this file); it keeps errno. Called first
+// thing by every cooperative call: one thread-local increment otherwise.
+void give_way() {
+  if (++busy_returns < busy_returns_max) [[likely]]
+    return;
+  busy_returns = 0;
+  const keep_errno kept;
+  // A handler that runs meanwhile does not end the call: natively a call that
+  // finds something at once never waits, so no signal interrupts it.
+  (void)sleep_until(limit::after(std::chrono::microseconds(1)), on_handler::resume);
+}
+
 constexpr nanoseconds first_backoff = std::chrono::milliseconds(1);
 constexpr nanoseconds last_backoff = std::chrono::milliseconds(50);
 
@@ -165,6 +190,7 @@ int cooperate(const limit& l, Look look, Wait wait) {
   const int saved_errno = errno;
   nanoseconds backoff = first_backoff;
   bool fruitless = false;
+  give_way();
   for (;;) {
     const int r = look();
     if (r != 0) {
@@ -180,6 +206,7 @@ int cooperate(const limit& l, Look look, Wait wait) {
       if (sleep_until(nap, on_handler::fail) == waited::interrupted) return -1;
       backoff = std::min(backoff * 2, last_backoff);
     }
+    busy_returns = 0;  // this call waits
     const waited w = wait();
     if (w == waited::interrupted) return -1;  // errno is EINTR
     fruitless = w != waited::timed_out;
@@ -273,14 +300,20 @@ extern "C" {
 
 int poll(pollfd* fds, nfds_t n, int timeout) {
   if (!cooperative()) return real_poll()(fds, n, timeout);
-  if (timeout == 0) return real_poll()(fds, n, 0);
+  if (timeout == 0) {
+    give_way();
+    return real_poll()(fds, n, 0);
+  }
   return poll_fds(fds, n, limit_of_ms(timeout), nullptr, nullptr, false);
 }
 
 // The mask is the thread's for the whole call (see the top of this file).
 int ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask) {
   if (!cooperative()) return real_ppoll()(fds, n, timeout, mask);
-  if (timeout != nullptr && (!valid(*timeout) || is_zero(*timeout))) return real_ppoll()(fds, n, timeout, mask);
+  if (timeout != nullptr && (!valid(*timeout) || is_zero(*timeout))) {
+    if (valid(*timeout)) give_way();
+    return real_ppoll()(fds, n, timeout, mask);
+  }
   static constexpr timespec zero{};
   const signals::with_mask during(mask);
   return poll_fds(fds, n, limit_of(timeout), &zero, mask, true);
@@ -291,6 +324,7 @@ int select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* timeout) {
   // Invalid arguments and a zero timeout: libc answers at once, as it would.
   if (nfds < 0 || (timeout != nullptr &&
                    (timeout->tv_sec < 0 || timeout->tv_usec < 0 || (timeout->tv_sec == 0 && timeout->tv_usec == 0)))) {
+    if (nfds >= 0 && timeout->tv_sec == 0 && timeout->tv_usec == 0) give_way();
     return real_select()(nfds, r, w, e, timeout);
   }
   // glibc takes tv_usec past a second as whole seconds too.
@@ -321,6 +355,7 @@ int select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* timeout) {
 int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const timespec* timeout, const sigset_t* mask) {
   if (!cooperative()) return real_pselect()(nfds, r, w, e, timeout, mask);
   if (nfds < 0 || (timeout != nullptr && (!valid(*timeout) || is_zero(*timeout)))) {
+    if (nfds >= 0 && valid(*timeout)) give_way();
     return real_pselect()(nfds, r, w, e, timeout, mask);
   }
   const signals::with_mask during(mask);
@@ -332,7 +367,10 @@ int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const timespec* timeout, 
 
 int epoll_wait(int epfd, epoll_event* events, int max, int timeout) {
   if (!cooperative()) return real_epoll_wait()(epfd, events, max, timeout);
-  if (timeout == 0) return real_epoll_wait()(epfd, events, max, 0);
+  if (timeout == 0) {
+    give_way();
+    return real_epoll_wait()(epfd, events, max, 0);
+  }
   const limit l = limit_of_ms(timeout);
   return cooperate(
       l, [&] { return real_epoll_wait()(epfd, events, max, 0); },
@@ -342,7 +380,10 @@ int epoll_wait(int epfd, epoll_event* events, int max, int timeout) {
 // The mask: as for ppoll.
 int epoll_pwait(int epfd, epoll_event* events, int max, int timeout, const sigset_t* mask) {
   if (!cooperative()) return real_epoll_pwait()(epfd, events, max, timeout, mask);
-  if (timeout == 0) return real_epoll_pwait()(epfd, events, max, 0, mask);
+  if (timeout == 0) {
+    give_way();
+    return real_epoll_pwait()(epfd, events, max, 0, mask);
+  }
   const limit l = limit_of_ms(timeout);
   const signals::with_mask during(mask);
   return cooperate(

@@ -174,6 +174,15 @@ TEST_CASE("spin locks exclude, report EBUSY, and wait out a holder that sleeps, 
 }
 
 TEST_CASE(
+    "threads looping on poll, select and epoll_wait calls that return at once let a sleeping thread and a "
+    "reading thread run, natively and under grove-run") {
+  const runs r = same_natively_and_under_grove_run("thr_busy_poll");
+  CHECK(r.native.result.out.find("main slept 100 ms while the loops ran, back within 2 s: yes\n") != std::string::npos);
+  CHECK(r.native.result.out.find("reader: stopped\n") != std::string::npos);
+  CHECK(r.native.result.out.find("total within 2 s: yes\n") != std::string::npos);
+}
+
+TEST_CASE(
     "detached threads, thread attributes, pthread_self, pthread_equal and thread names behave the same "
     "natively and under grove-run") {
   same_natively_and_under_grove_run("thr_detach");
