@@ -52,12 +52,14 @@ namespace grove::hooks {
   X(sendmsg, ssize_t (*)(int, const msghdr*, int))                                                                \
   X(sendmmsg, int (*)(int, mmsghdr*, unsigned int, int))                                                          \
   X(sendfile, ssize_t (*)(int, int, off_t*, size_t))                                                              \
+  X(sendfile64, ssize_t (*)(int, int, off64_t*, size_t))                                                          \
   X(close, int (*)(int))                                                                                          \
   X(shutdown, int (*)(int, int))                                                                                  \
   X(dup, int (*)(int))                                                                                            \
   X(dup2, int (*)(int, int))                                                                                      \
   X(dup3, int (*)(int, int, int))                                                                                 \
   X(fcntl, int (*)(int, int, ...))                                                                                \
+  X(fcntl64, int (*)(int, int, ...))                                                                              \
   X(ioctl, int (*)(int, unsigned long, ...))                                                                      \
   X(setsockopt, int (*)(int, int, int, const void*, socklen_t))                                                   \
   X(getsockopt, int (*)(int, int, int, void*, socklen_t*))                                                        \

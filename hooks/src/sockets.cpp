@@ -441,10 +441,17 @@ int sendmmsg(int fd, mmsghdr* msgs, unsigned int n, int flags) {
   }
 }
 
-ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
-  if (!cooperative()) return real_sendfile()(out, in, offset, count);
+}  // extern "C"
+
+namespace grove::hooks {
+namespace {
+// send_file is sendfile (and sendfile64, the same call where off_t has 64
+// bits: what programs built with _FILE_OFFSET_BITS=64 call) in a task, with
+// real being libc's definition of the symbol the program called.
+template <class Offset>
+ssize_t send_file(ssize_t (*real)(int, int, Offset*, size_t), int out, int in, Offset* offset, size_t count) {
   const fd_info info = fd_info_of(out);
-  if (info.kind == fd_kind::passthrough || info.nonblocking) return real_sendfile()(out, in, offset, count);
+  if (info.kind == fd_kind::passthrough || info.nonblocking) return real(out, in, offset, count);
   // sendfile has no MSG_DONTWAIT: like connect, hold O_NONBLOCK on the output
   // for the call and wait between partial transfers.
   const int fl = real_fcntl()(out, F_GETFL);
@@ -454,7 +461,7 @@ ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
   const limit l = limit_of(info.send_timeout);
   std::size_t sent = 0;
   while (sent < count) {
-    const ssize_t n = real_sendfile()(out, in, offset, count - sent);
+    const ssize_t n = real(out, in, offset, count - sent);
     if (n == 0) break;  // end of the input file
     if (n > 0) {
       sent += static_cast<std::size_t>(n);
@@ -468,6 +475,21 @@ ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
     }
   }
   return static_cast<ssize_t>(sent);
+}
+
+}  // namespace
+}  // namespace grove::hooks
+
+extern "C" {
+
+ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
+  if (!cooperative()) return real_sendfile()(out, in, offset, count);
+  return send_file(real_sendfile(), out, in, offset, count);
+}
+
+ssize_t sendfile64(int out, int in, off64_t* offset, size_t count) {
+  if (!cooperative()) return real_sendfile64()(out, in, offset, count);
+  return send_file(real_sendfile64(), out, in, offset, count);
 }
 
 int close(int fd) {
@@ -501,14 +523,15 @@ int dup3(int fd, int to, int flags) noexcept {
   return real_dup3()(fd, to, flags);
 }
 
-int fcntl(int fd, int cmd, ...) {
-  // Every command's argument is an int, a pointer or absent; like glibc's own
-  // wrapper, read it as a pointer-sized value and pass it on.
-  va_list ap;
-  va_start(ap, cmd);
-  void* arg = va_arg(ap, void*);
-  va_end(ap);
-  const int r = real_fcntl()(fd, cmd, arg);
+}  // extern "C"
+
+namespace grove::hooks {
+namespace {
+// control is fcntl (and fcntl64, what programs built with _FILE_OFFSET_BITS=64
+// call, glibc's 64-bit-offset locks) with real being libc's definition of the
+// symbol the program called: the call, then what the table learns from it.
+int control(int (*real)(int, int, ...), int fd, int cmd, void* arg) {
+  const int r = real(fd, cmd, arg);
   if (r == -1) return r;
   switch (cmd) {
     case F_SETFL:
@@ -529,6 +552,29 @@ int fcntl(int fd, int cmd, ...) {
       break;
   }
   return r;
+}
+
+}  // namespace
+}  // namespace grove::hooks
+
+extern "C" {
+
+int fcntl(int fd, int cmd, ...) {
+  // Every command's argument is an int, a pointer or absent; like glibc's own
+  // wrapper, read it as a pointer-sized value and pass it on.
+  va_list ap;
+  va_start(ap, cmd);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  return control(real_fcntl(), fd, cmd, arg);
+}
+
+int fcntl64(int fd, int cmd, ...) {
+  va_list ap;  // as in fcntl
+  va_start(ap, cmd);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  return control(real_fcntl64(), fd, cmd, arg);
 }
 
 int ioctl(int fd, unsigned long request, ...) noexcept {
