@@ -3,9 +3,11 @@
 #
 # Installs missing Debian packages, then builds and runs:
 #   1. the normal build (RelWithDebInfo): every test, the install/consumer test
-#   2. ASan + UBSan: every test
-#   3. valgrind memcheck over the normal build's runtime tests: zero errors
-#   4. TSan: the cross-thread tests, and green pthreads shared with OS threads
+#   2. CPython's own regression tests (tests/cpython/run.sh), natively and under
+#      the normal build's grove-run: what passes natively must pass under it
+#   3. ASan + UBSan: every test
+#   4. valgrind memcheck over the normal build's runtime tests: zero errors
+#   5. TSan: the cross-thread tests, and green pthreads shared with OS threads
 # Build trees live in build/<kind>; a second run reuses them.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -40,6 +42,10 @@ normal() {
     ctest --test-dir build/release --output-on-failure
 }
 
+cpython() {
+  bash tests/cpython/run.sh build/release/hooks/grove-run
+}
+
 asan() {
   build build/asan -DCMAKE_BUILD_TYPE=Debug -DGROVE_SANITIZE=address,undefined -DGROVE_BENCH=OFF -DGROVE_EXAMPLES=ON &&
     ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1 \
@@ -61,6 +67,7 @@ tsan() {
 }
 
 stage "normal build" normal
+stage "CPython regression tests under grove-run" cpython
 stage "ASan+UBSan build" asan
 stage "valgrind memcheck" memcheck
 stage "TSan, cross-thread tests" tsan

@@ -174,6 +174,14 @@ TEST_CASE("spin locks exclude, report EBUSY, and wait out a holder that sleeps, 
 }
 
 TEST_CASE(
+    "a program built with 64-bit file offsets (fcntl64, sendfile64) gets EAGAIN from a pipe it made non-blocking "
+    "and sends a whole file into a blocking socket read by another thread, natively and under grove-run") {
+  const runs r = same_natively_and_under_grove_run("thr_offset64");
+  CHECK(r.native.result.out.find("read of the empty non-blocking pipe: -1 EAGAIN\n") != std::string::npos);
+  CHECK(r.native.result.out.find("sent 4193304, received 4193304, offset now 4194304\n") != std::string::npos);
+}
+
+TEST_CASE(
     "detached threads, thread attributes, pthread_self, pthread_equal and thread names behave the same "
     "natively and under grove-run") {
   same_natively_and_under_grove_run("thr_detach");
