@@ -70,6 +70,11 @@ struct hub_state : hub_core {
   void unregister_task(task_base* t) noexcept;
   void start_diagnostics();
   void stop_diagnostics() noexcept;
+  // start_monitor starts the blocking monitor's watchdog thread (GROVE_MONITOR_MS=ms).
+  void start_monitor(unsigned ms);
+  // restart_monitor_after_fork gives the child of a fork a watchdog of its own,
+  // if the hub had one: the parent's thread does not exist in the child.
+  void restart_monitor_after_fork() noexcept;
   void note_switch(greenlet_core* g) noexcept;
 
   grove::hub public_hub;

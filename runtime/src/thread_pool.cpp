@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <deque>
 #include <mutex>
+#include <new>
 #include <string>
 #include <thread>
 
@@ -108,6 +109,16 @@ void after_fork_in_child() noexcept {
     new (slot) std::shared_ptr<pool_state>(std::move(h.pool));
   }
   h.jobs_in_flight = 0;
+  // Another thread may have been posting at the fork: then its lock stays
+  // locked here, and the queue may be half-written; both start anew.
+  if (h.post_lock.try_lock()) {
+    h.post_lock.unlock();
+  } else {
+    new (&h.post_lock) std::mutex;
+    new (&h.posts) std::vector<std::function<void()>>;
+    h.has_posts.store(false, std::memory_order_relaxed);
+  }
+  h.restart_monitor_after_fork();
 }
 
 [[maybe_unused]] const int fork_handler_registered = ::pthread_atfork(nullptr, nullptr, after_fork_in_child);
