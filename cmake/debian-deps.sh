@@ -5,7 +5,7 @@ set -euo pipefail
 
 grove_packages=(g++ cmake make pkg-config libboost-context-dev libev-dev doctest-dev valgrind
   libhiredis-dev redis-server libpq-dev postgresql libcurl4-openssl-dev
-  curl wget netcat-openbsd redis-tools python3 siege xz-utils)
+  curl wget netcat-openbsd redis-tools python3 libpython3.11-testsuite siege xz-utils)
 
 grove_install_deps() {
   local missing=()
