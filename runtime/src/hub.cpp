@@ -2,8 +2,10 @@
 // ring, parking, timers, timeouts, posts, and loop_exit.
 #include "hub_state.hpp"
 
-#include <cstdio>
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <new>
 #include <string>
@@ -59,6 +61,7 @@ struct hub_body final : run_body {
 hub_state::hub_state() : public_hub(*this) {
   thread_state& t = current_state();
   ts = &t;
+  pid = ::getpid();
   loop = ev_loop_new(EVFLAG_AUTO);
   if (loop == nullptr) throw error("grove: cannot create the hub's event loop (ev_loop_new failed)");
   ev_async_init(&async, on_async);
@@ -339,6 +342,7 @@ void keep_only_current_after_fork() noexcept {
   }
   ev_loop_destroy(old);  // closes the child's copies of its descriptors; the parent's loop is untouched
   h.stale_clock = true;
+  h.pid = ::getpid();
   h.fds.clear();  // their watchers were in the old loop, their waiters on vanished stacks
   h.unwatched.clear();
 

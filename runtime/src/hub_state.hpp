@@ -2,6 +2,7 @@
 #pragma once
 
 #include <ev.h>
+#include <sys/types.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -89,6 +90,7 @@ struct hub_state : hub_core {
   std::shared_ptr<pool_state> pool;            // run_in_thread's threads, started lazily
   std::vector<std::unique_ptr<fd_entry>> fds;  // by descriptor: its readiness watchers (io.cpp)
   std::vector<fd_watch*> unwatched;            // watchers whose last waiter left: stopped before the next poll
+  pid_t pid = 0;                               // the process the hub belongs to (forget_fd's vfork check)
   bool stale_clock = true;                     // tasks ran since libev last read the clock (main has, from the start)
   std::size_t batch = 256;                     // ready greenlets run between two polls
   waiter* parked_head = nullptr;               // parked greenlets that are not tasks (see link_parked)

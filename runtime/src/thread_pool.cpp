@@ -17,6 +17,7 @@
 #include <thread>
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include "hub_state.hpp"
 #include "settings.hpp"
@@ -98,6 +99,7 @@ void after_fork_in_child() noexcept {
   if (tls_hub == nullptr) return;
   hub_state& h = state_of(*tls_hub);
   ev_loop_fork(h.loop);
+  h.pid = ::getpid();
   h.stale_clock = true;  // the parent may have waited (in wait()) since libev last read the clock
   if (h.pool) {
     // Kept reachable from static storage (so leak checkers stay quiet) and never

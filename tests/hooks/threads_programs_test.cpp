@@ -210,8 +210,8 @@ TEST_CASE("each thread keeps its own errno while others fail, natively and under
 TEST_CASE(
     "a fork from a thread while 50 others are blocked leaves the child with the forking thread alone, which keeps "
     "its identity and data, makes threads, sleeps, does I/O and exits 0 at its end, while the parent's threads "
-    "carry on; atfork handlers run in POSIX order; fork from main, exec, vfork, posix_spawn and system, natively "
-    "and under grove-run") {
+    "carry on; atfork handlers run in POSIX order; fork from main, exec, vfork (whose child's "
+    "close leaves the parent's readers alone), posix_spawn and system, natively and under grove-run") {
   const runs r = same_natively_and_under_grove_run("thr_fork");
   const std::string& out = r.native.result.out;
   CHECK(out.find("child: atfork handlers: prepare-b prepare-a child-a child-b\n") != std::string::npos);
@@ -223,6 +223,7 @@ TEST_CASE(
   CHECK(out.find("sleepers done 16 of 16, cond waiters woken 17 of 17, readers got 17 of 17\n") != std::string::npos);
   CHECK(out.find("child of main: the other threads ran here: 0\nparent: child of main exited with 3\n") !=
         std::string::npos);
+  CHECK(out.find("a thread reading a pipe the vfork child closed: read its byte\n") != std::string::npos);
   CHECK(out.find("system: 0\n") != std::string::npos);
 }
 

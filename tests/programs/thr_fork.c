@@ -232,6 +232,13 @@ static int wait_status(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+static void* vfork_reader(void* arg) {
+  char c;
+  const ssize_t n = read(*(int*)arg, &c, 1);
+  if (n == 1) return "read its byte";
+  return n == 0 ? "end of file" : (void*)error_name(errno);
+}
+
 static void* starter(void* arg) {
   (void)arg;
   fflush(stdout);
@@ -241,13 +248,26 @@ static void* starter(void* arg) {
     _exit(127);
   }
   printf("fork+exec: %d\n", wait_status(pid));
+  /* The vfork child closes its copy of a pipe another thread reads from: the
+   * reader, in the parent, still gets its byte. */
+  int q[2];
+  if (pipe(q) != 0) return NULL;
+  pthread_t r;
+  pthread_create(&r, NULL, vfork_reader, &q[0]);
+  usleep(50000); /* into its read */
   fflush(stdout);
   pid = vfork();
   if (pid == 0) {
+    close(q[0]);
+    dup2(q[1], q[0]);
     execl("/bin/echo", "echo", "exec after vfork in a thread", (char*)NULL);
     _exit(127);
   }
   printf("vfork+exec: %d\n", wait_status(pid));
+  if (write(q[1], "v", 1) != 1) return NULL;
+  void* got = NULL;
+  pthread_join(r, &got);
+  printf("a thread reading a pipe the vfork child closed: %s\n", (const char*)got);
   fflush(stdout);
   char* argv[] = {"echo", "posix_spawn from a thread", NULL};
   if (posix_spawn(&pid, "/bin/echo", NULL, NULL, argv, environ) == 0) printf("posix_spawn: %d\n", wait_status(pid));
