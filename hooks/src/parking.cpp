@@ -268,6 +268,22 @@ std::size_t unpark(const void* addr, std::size_t most) {
   return count;
 }
 
+void after_fork_in_child(bool keep_this_hub, long natives) noexcept {
+  detail::hub_core* here = detail::tls_hub;
+  for (bucket& b : buckets) {
+    b.locked.store(false, std::memory_order_relaxed);
+    for (node* n = b.head; n != nullptr;) {
+      node* next = n->next;
+      // The nodes are on the stacks of vanished threads and greenlets: they are
+      // unlinked, never woken (their memory is still there, untouched otherwise).
+      if (!keep_this_hub || n->hub == nullptr || n->hub != here) b.unlink(*n);
+      n = next;
+    }
+  }
+  native_running.store(natives, std::memory_order_relaxed);
+  slicing = false;
+}
+
 void native_thread_started() noexcept { native_running.fetch_add(1, std::memory_order_relaxed); }
 void native_thread_finished() noexcept { native_running.fetch_sub(1, std::memory_order_relaxed); }
 

@@ -79,4 +79,11 @@ result park(const void* addr, Validate&& validate, limit l, std::exception_ptr* 
 void native_thread_started() noexcept;
 void native_thread_finished() noexcept;
 
+// after_fork_in_child drops the waiters that do not exist in the child of a
+// fork: every OS thread's and other hubs' (their threads are gone), and this
+// hub's too unless keep_this_hub (its tasks live on in the child). Buckets a
+// vanished thread held are unlocked. native_threads becomes `natives`, the
+// program's OS threads still running here (the forker, if it is one).
+void after_fork_in_child(bool keep_this_hub, long natives) noexcept;
+
 }  // namespace grove::hooks::parking

@@ -99,7 +99,8 @@ struct green_thread {
   void* (*start)(void*) = nullptr;
   void* arg = nullptr;
   void* result = nullptr;
-  enum : unsigned { finished = 1, detached = 2, joining = 4 };
+  // vanished: a thread of the parent of a fork, which does not exist in the child.
+  enum : unsigned { finished = 1, detached = 2, joining = 4, vanished = 8 };
   std::atomic<unsigned> flags{0};
   detail::hub_core* hub = nullptr;
   grove::hub* hub_handle = nullptr;
@@ -200,9 +201,19 @@ void unlink_here(green_thread& t) noexcept {
   signals::thread_ended(t.signals);
 }
 
+// gone: t is a thread that vanished in a fork (see after_fork_in_child).
+bool gone(const green_thread& t) noexcept {
+  return (t.flags.load(std::memory_order_acquire) & green_thread::vanished) != 0;
+}
+
 // Green threads alive (main waits for them in pthread_exit).
 std::atomic<long> green_running{0};
 std::atomic<long> native_running_here{0};
+// In a child of fork from a green thread, main does not exist: the last green
+// thread to end ends the process (after_fork_in_child).
+std::atomic<bool> main_gone{false};
+// counted_native: this OS thread is one the program started (run_native).
+constinit thread_local bool counted_native = false;
 
 // ---------------------------------------------------------------------------
 // Thread-specific data. Keys come from glibc (so OS threads keep using its
@@ -266,6 +277,8 @@ void label(green_thread& t) {
   grove::greenlet::current().set_name(buf);
 }
 
+void wait_for_all_threads();
+
 void run_green(green_thread* t) {
   detail::greenlet_core* g = detail::tls_hub->ts->current;
   g->hooks_data = t;
@@ -294,6 +307,12 @@ void run_green(green_thread* t) {
   }
   g->hooks_data = nullptr;
   finish(*t, value);
+  if (main_gone.load(std::memory_order_acquire) && green_running.load(std::memory_order_acquire) == 0) {
+    // A child of fork whose forking green thread, and every thread since, has
+    // ended: natively the last thread's end is exit(0).
+    wait_for_all_threads();
+    std::exit(0);
+  }
 }
 
 std::size_t default_stack() noexcept {
@@ -320,6 +339,7 @@ void native_finished() noexcept {
 void* run_native(void* p) {
   const native_start s = *static_cast<native_start*>(p);
   delete static_cast<native_start*>(p);
+  counted_native = true;
   struct counted {
     ~counted() { native_finished(); }
   } const guard;
@@ -351,8 +371,52 @@ void wait_for_all_threads() {
   }
 }
 
+// after_fork_in_child makes the child of a fork have one thread, as POSIX says:
+// the one that called fork. It runs first among the atfork child handlers
+// (registered before the program can register any), so the program's own run
+// with only the forker left. When the forker is a green thread, or green
+// threads exist, every other green thread vanishes: its greenlet is abandoned
+// on the spot, never run nor unwound (its stack stays allocated and untouched,
+// as a vanished OS thread's stays mapped), and its pthread_t answers ESRCH from
+// then on (join, detach, kill, cancel, names, attributes), where natively a
+// join would hang. A thread that had already finished stays joinable. The hub
+// goes on with the forker alone (keep_only_current_after_fork); sync objects
+// keep their state (a mutex a vanished thread held stays locked), but their
+// waiters are gone from the parking lot. A forking green thread keeps its
+// pthread_t and thread-specific data, and since main is gone too, the last
+// green thread to end in the child ends the process with exit(0).
+// With no green thread anywhere, a fork from main keeps its hub's tasks (as
+// gevent does) and only other OS threads' waiters go.
+void after_fork_in_child() noexcept {
+  green_thread* self = current_green();
+  const bool reset = self != nullptr || green_running.load(std::memory_order_relaxed) > 0;
+  const long natives = counted_native ? 1 : 0;
+  parking::after_fork_in_child(!reset, natives);
+  native_running_here.store(natives, std::memory_order_relaxed);
+  // A fork child has no pending signals, and the forker's mask (signals.hpp).
+  if (signals::thread_state* s = signals::current(); s != nullptr) signals::after_fork_in_child(*s);
+  if (!reset) return;
+  here_head = nullptr;  // the signal drain's list: only the forker is left on this OS thread
+  if (self != nullptr) {
+    self->here_prev = self->here_next = nullptr;
+    here_head = self;
+  }
+  region_lock.store(false, std::memory_order_relaxed);  // a vanished OS thread may have held it
+  for (std::size_t i = 0; region != nullptr && i < used_slots; ++i) {
+    green_thread& t = region[i].t;
+    if (t.magic != record_magic || &t == self) continue;
+    if ((t.flags.load(std::memory_order_relaxed) & green_thread::finished) == 0) t.flags.fetch_or(green_thread::vanished);
+  }
+  green_running.store(self != nullptr ? 1 : 0, std::memory_order_relaxed);
+  if (self != nullptr) main_gone.store(true, std::memory_order_relaxed);
+  detail::keep_only_current_after_fork();
+}
+
+[[gnu::constructor(101)]] void register_fork_handler() { ::pthread_atfork(nullptr, nullptr, after_fork_in_child); }
+
 int join(pthread_t id, void** value, limit l) {
   green_thread* t = green_of(id);
+  if (gone(*t)) return ESRCH;
   if (t == current_green()) return EDEADLK;
   const unsigned before = t->flags.fetch_or(green_thread::joining, std::memory_order_acq_rel);
   if ((before & (green_thread::detached | green_thread::joining)) != 0) {
@@ -498,6 +562,7 @@ int pthread_join(pthread_t id, void** value) {
 int pthread_tryjoin_np(pthread_t id, void** value) {
   green_thread* t = green_of(id);
   if (t == nullptr) return real_pthread_tryjoin_np()(id, value);
+  if (gone(*t)) return ESRCH;
   if ((t->flags.load(std::memory_order_acquire) & green_thread::finished) == 0) return EBUSY;
   return join(id, value, limit::never());
 }
@@ -521,6 +586,7 @@ int pthread_clockjoin_np(pthread_t id, void** value, clockid_t c, const timespec
 int pthread_detach(pthread_t id) {
   green_thread* t = green_of(id);
   if (t == nullptr) return real_pthread_detach()(id);
+  if (gone(*t)) return ESRCH;
   const unsigned before = t->flags.fetch_or(green_thread::detached, std::memory_order_acq_rel);
   if ((before & green_thread::detached) != 0) return EINVAL;
   if ((before & green_thread::finished) != 0) free_record(t);
@@ -578,6 +644,7 @@ pthread_t pthread_self() noexcept {
 int pthread_setname_np(pthread_t id, const char* name) noexcept {
   green_thread* t = green_of(id);
   if (t == nullptr) return real_pthread_setname_np()(id, name);
+  if (gone(*t)) return ESRCH;
   if (std::strlen(name) >= sizeof t->name) return ERANGE;
   std::strcpy(t->name, name);
   if (t == current_green()) {
@@ -593,6 +660,7 @@ int pthread_setname_np(pthread_t id, const char* name) noexcept {
 int pthread_getname_np(pthread_t id, char* buf, std::size_t len) noexcept {
   green_thread* t = green_of(id);
   if (t == nullptr) return real_pthread_getname_np()(id, buf, len);
+  if (gone(*t)) return ESRCH;
   if (t->name[0] == '\0') {  // never named: it has its OS thread's name, as a new thread inherits it
     char os[16] = {};
     real_pthread_getname_np()(t->os_thread, os, sizeof os);
@@ -606,6 +674,7 @@ int pthread_getname_np(pthread_t id, char* buf, std::size_t len) noexcept {
 int pthread_getattr_np(pthread_t id, pthread_attr_t* attr) noexcept {
   green_thread* t = green_of(id);
   if (t == nullptr) return real_pthread_getattr_np()(id, attr);
+  if (gone(*t)) return ESRCH;
   if (const int rc = ::pthread_attr_init(attr); rc != 0) return rc;
   const detail::stack_span s = t->g != nullptr ? detail::stack_bounds(t->g) : detail::stack_span{};
   if (s.lowest != nullptr) {
@@ -622,7 +691,7 @@ int pthread_getattr_np(pthread_t id, pthread_attr_t* attr) noexcept {
 int pthread_kill(pthread_t id, int sig) noexcept {
   green_thread* t = green_of(id);
   if (t == nullptr) return real_pthread_kill()(id, sig);
-  if ((t->flags.load(std::memory_order_acquire) & green_thread::finished) != 0 || t->exiting) return ESRCH;
+  if ((t->flags.load(std::memory_order_acquire) & (green_thread::finished | green_thread::vanished)) != 0 || t->exiting) return ESRCH;
   if (sig < 0 || sig >= NSIG) return EINVAL;
   if (sig == 0) return 0;
   // SIGKILL, SIGSTOP and the synchronous signals act on the whole process anyway.
@@ -633,6 +702,7 @@ int pthread_kill(pthread_t id, int sig) noexcept {
 int pthread_cancel(pthread_t id) {
   green_thread* t = green_of(id);
   if (t == nullptr) return real_pthread_cancel()(id);
+  if (gone(*t)) return ESRCH;
   if ((t->flags.load(std::memory_order_acquire) & green_thread::finished) != 0 || t->exiting) return 0;
   if (t->hub != detail::tls_hub) {
     t->hub_handle->post([t] {

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <new>
 #include <string>
 #include <string_view>
 
@@ -84,9 +85,13 @@ void hub_state::start_diagnostics() {
   }
   if (s.monitor_ms == 0) return;
   monitoring = true;
-  const auto period = std::chrono::milliseconds(s.monitor_ms);
+  start_monitor(s.monitor_ms);
+}
+
+void hub_state::start_monitor(unsigned ms) {
+  const auto period = std::chrono::milliseconds(ms);
   const helper_thread_scope own;  // the watchdog must run while the hub's thread is stuck
-  monitor = std::thread([this, period, ms = s.monitor_ms] {
+  monitor = std::thread([this, period, ms] {
     std::uint64_t last = switches.load(std::memory_order_acquire);
     bool reported = false;
     std::unique_lock<std::mutex> lock(monitor_lock);
@@ -124,6 +129,21 @@ void hub_state::stop_diagnostics() noexcept {
   monitor_wake.notify_all();
   monitor.join();
   monitoring = false;
+}
+
+void hub_state::restart_monitor_after_fork() noexcept {
+  if (!monitoring) return;
+  // The parent's watchdog does not exist here; its handle and the objects it
+  // waited on are left as they were (it may have held the lock at the fork).
+  new (&monitor) std::thread;
+  new (&monitor_lock) std::mutex;
+  new (&monitor_wake) std::condition_variable;
+  monitor_stop = false;
+  try {
+    start_monitor(settings().monitor_ms);
+  } catch (const std::exception&) {
+    monitoring = false;  // no thread for it: the child runs unwatched
+  }
 }
 
 void hub_state::note_switch(greenlet_core* g) noexcept {

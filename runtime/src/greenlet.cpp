@@ -472,6 +472,17 @@ thread_state::~thread_state() {
 
 thread_state& current_state() { return current_state_inline(); }
 
+void abandon_greenlet(greenlet_core* g) noexcept {
+  greenlet_impl* gi = impl(g);
+  const run_state st = gi->state.load(std::memory_order_relaxed);
+  if (st == run_state::dead) return;
+  add_ref(g);  // never released: nothing may free its stack or destroy its context
+  if (st == run_state::active && !gi->is_main) {
+    if (thread_state* ts = current_state_if_any(); ts != nullptr) unlink_live(*ts, gi);
+  }
+  gi->state.store(run_state::dead, std::memory_order_relaxed);
+}
+
 greenlet_core* make_greenlet(body_ptr run, greenlet_core* parent, std::size_t stack_bytes) {
   thread_state& ts = current_state();
   if (parent == nullptr) {

@@ -85,6 +85,14 @@ void install_overflow_handler(thread_state& ts);
 // remove_overflow_handler undoes this thread's part at thread exit.
 void remove_overflow_handler(thread_state& ts) noexcept;
 
+// abandon_greenlet makes g, a greenlet of this thread that is not running,
+// one that never runs again, without unwinding it: in the child of a fork it is
+// how the greenlets of threads that do not exist there vanish, as those threads
+// do. From then on g reads as dead (the hub skips it, a switch to it goes to its
+// parent, thread exit does not kill it), and it keeps one reference for good, so
+// its context and stack stay allocated, untouched, for the rest of the process.
+void abandon_greenlet(greenlet_core* g) noexcept;
+
 // keep_thread_state_at_exit leaves this thread's switching state in place when
 // the thread exits (grove/detail/os_threads.hpp's keep_hub_at_exit).
 void keep_thread_state_at_exit() noexcept;

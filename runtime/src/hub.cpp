@@ -2,8 +2,12 @@
 // ring, parking, timers, timeouts, posts, and loop_exit.
 #include "hub_state.hpp"
 
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <new>
 #include <string>
 #include <utility>
 
@@ -57,6 +61,7 @@ struct hub_body final : run_body {
 hub_state::hub_state() : public_hub(*this) {
   thread_state& t = current_state();
   ts = &t;
+  pid = ::getpid();
   loop = ev_loop_new(EVFLAG_AUTO);
   if (loop == nullptr) throw error("grove: cannot create the hub's event loop (ev_loop_new failed)");
   ev_async_init(&async, on_async);
@@ -267,6 +272,92 @@ void hub_state::unlink_parked_other(waiter& w) noexcept {
 void keep_hub_at_exit() noexcept {
   keep_thread_state_at_exit();
   (void)tls_hub_owner.release();
+}
+
+// See os_threads.hpp. Runs in the child of a fork, where no other thread
+// exists: nothing here can race, and nothing vanished may be touched beyond
+// reading the hub's own lists of it.
+void keep_only_current_after_fork() noexcept {
+  hub_core* core = tls_hub;
+  if (core == nullptr) return;
+  hub_state& h = state_of(*core);
+  auto& ts = *static_cast<thread_state*>(h.ts);
+  greenlet_core* self = ts.current;
+  if (self == h.greenlet || h.closing) return;
+
+  // Whatever could still run here but the caller vanishes: tasks (started or
+  // not), greenlets parked on the hub or ready to run, and main.
+  for (task_base* t = h.tasks; t != nullptr; t = t->reg_next) {
+    if (t->g != nullptr && t->g != self) abandon_greenlet(t->g);
+  }
+  for (waiter* w = h.parked_head; w != nullptr; w = w->park_next) {
+    if (w->g != self) abandon_greenlet(w->g);
+  }
+  for (ready_ring* ring : {&h.ready, &h.woken}) {
+    while (!ring->empty()) {
+      if (greenlet_core* g = ring->pop(); g != nullptr && g != self) abandon_greenlet(g);
+    }
+    ring->clear();
+  }
+  if (ts.main != self) abandon_greenlet(ts.main);
+  h.parked_head = nullptr;
+  h.parked = 0;  // the caller is running, not parked
+  task_base* mine = self->task;
+  h.tasks = nullptr;
+  h.task_count = 0;
+  if (mine != nullptr) {
+    h.register_task(mine);
+    while (mine->joiners.pop_front() != nullptr) {
+      // their waiters were on vanished stacks: nobody is left to wake
+    }
+  }
+
+  // A new loop: the old one holds the vanished greenlets' timers and watchers.
+  struct ev_loop* old = h.loop;
+  struct ev_loop* fresh = ev_loop_new(EVFLAG_AUTO);
+  if (fresh == nullptr) {
+    report("cannot create a new event loop for the hub in a child of fork (ev_loop_new failed)");
+    std::abort();
+  }
+  ev_async_stop(old, &h.async);
+  if (h.dump_signal_active) {
+    ev_ref(old);
+    ev_signal_stop(old, &h.dump_signal);
+  }
+  h.loop = fresh;
+  ev_async_init(&h.async, on_async);
+  ev_async_start(fresh, &h.async);
+  ev_unref(fresh);
+  if (h.dump_signal_active) {
+    ev_signal_start(fresh, &h.dump_signal);
+    ev_unref(fresh);
+  }
+  // The caller's own timeout scopes keep their deadlines, on the new loop.
+  ev_now_update(old);
+  h.timer_count = 0;
+  for (timeout_scope* s = self->innermost_timeout; s != nullptr; s = s->outer) {
+    if (!s->clock.active_) continue;
+    ev_timer* w = ev_of(s->clock);
+    const std::chrono::duration<double> left(ev_timer_remaining(old, w));
+    ev_timer_stop(old, w);
+    s->clock.active_ = false;
+    s->clock.start(deadline_after(std::chrono::duration_cast<std::chrono::nanoseconds>(left)), s->clock.fire,
+                   s->clock.arg);
+  }
+  ev_loop_destroy(old);  // closes the child's copies of its descriptors; the parent's loop is untouched
+  h.stale_clock = true;
+  h.pid = ::getpid();
+  h.fds.clear();  // their watchers were in the old loop, their waiters on vanished stacks
+  h.unwatched.clear();
+
+  // Posts from other threads of the parent were for greenlets that are gone,
+  // and a vanished poster may have held the lock: both start anew (the old
+  // queue is left, not destroyed, as it may be half-written).
+  new (&h.post_lock) std::mutex;
+  new (&h.posts) std::vector<std::function<void()>>;
+  h.has_posts.store(false, std::memory_order_relaxed);
+  h.holds.store(0, std::memory_order_relaxed);  // held by vanished greenlets
+  h.direct_budget = 0;
 }
 
 hub_core& make_hub() {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <ev.h>
+#include <sys/types.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -70,6 +71,11 @@ struct hub_state : hub_core {
   void unregister_task(task_base* t) noexcept;
   void start_diagnostics();
   void stop_diagnostics() noexcept;
+  // start_monitor starts the blocking monitor's watchdog thread (GROVE_MONITOR_MS=ms).
+  void start_monitor(unsigned ms);
+  // restart_monitor_after_fork gives the child of a fork a watchdog of its own,
+  // if the hub had one: the parent's thread does not exist in the child.
+  void restart_monitor_after_fork() noexcept;
   void note_switch(greenlet_core* g) noexcept;
 
   grove::hub public_hub;
@@ -84,6 +90,7 @@ struct hub_state : hub_core {
   std::shared_ptr<pool_state> pool;            // run_in_thread's threads, started lazily
   std::vector<std::unique_ptr<fd_entry>> fds;  // by descriptor: its readiness watchers (io.cpp)
   std::vector<fd_watch*> unwatched;            // watchers whose last waiter left: stopped before the next poll
+  pid_t pid = 0;                               // the process the hub belongs to (forget_fd's vfork check)
   bool stale_clock = true;                     // tasks ran since libev last read the clock (main has, from the start)
   std::size_t batch = 256;                     // ready greenlets run between two polls
   waiter* parked_head = nullptr;               // parked greenlets that are not tasks (see link_parked)

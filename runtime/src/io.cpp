@@ -121,6 +121,12 @@ void stop_unwatched(hub_state& h) noexcept {
 void forget_fd(hub_state& h, int fd) noexcept {
   if (fd < 0 || static_cast<std::size_t>(fd) >= h.fds.size() || !h.fds[static_cast<std::size_t>(fd)]) return;
   fd_entry& e = *h.fds[static_cast<std::size_t>(fd)];
+  // A child of vfork shares the parent's memory, this hub included, until it
+  // calls exec: a descriptor it closes (or dup2s onto) is its own copy, and the
+  // waiters here are the parent's, on a descriptor still open there. Only a close
+  // with waiters pays for the check.
+  if ((e.read.waiters.has_waiting() || e.write.waiters.has_waiting()) && ::getpid() != h.pid) [[unlikely]]
+    return;
   wake_closed(e.read);
   wake_closed(e.write);
   ev_io_stop(h.loop, &e.read.io);

@@ -12,10 +12,12 @@
 #include <cstdlib>
 #include <deque>
 #include <mutex>
+#include <new>
 #include <string>
 #include <thread>
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include "hub_state.hpp"
 #include "settings.hpp"
@@ -97,6 +99,7 @@ void after_fork_in_child() noexcept {
   if (tls_hub == nullptr) return;
   hub_state& h = state_of(*tls_hub);
   ev_loop_fork(h.loop);
+  h.pid = ::getpid();
   h.stale_clock = true;  // the parent may have waited (in wait()) since libev last read the clock
   if (h.pool) {
     // Kept reachable from static storage (so leak checkers stay quiet) and never
@@ -108,6 +111,16 @@ void after_fork_in_child() noexcept {
     new (slot) std::shared_ptr<pool_state>(std::move(h.pool));
   }
   h.jobs_in_flight = 0;
+  // Another thread may have been posting at the fork: then its lock stays
+  // locked here, and the queue may be half-written; both start anew.
+  if (h.post_lock.try_lock()) {
+    h.post_lock.unlock();
+  } else {
+    new (&h.post_lock) std::mutex;
+    new (&h.posts) std::vector<std::function<void()>>;
+    h.has_posts.store(false, std::memory_order_relaxed);
+  }
+  h.restart_monitor_after_fork();
 }
 
 [[maybe_unused]] const int fork_handler_registered = ::pthread_atfork(nullptr, nullptr, after_fork_in_child);

@@ -483,6 +483,18 @@ TEST_CASE("200 Python threads each sleeping 1 s finish in under 2 s on at most 3
   CHECK(os.max_threads > 200);
 }
 
+TEST_CASE("CPython's test_fork1 (fork while threads run, the child sees them gone) passes under grove-run") {
+  require_program(python);
+  REQUIRE_MESSAGE(::access("/usr/lib/python3.11/test/test_fork1.py", R_OK) == 0,
+                  "libpython3.11-testsuite is missing: test.sh installs it (cmake/debian-deps.sh)");
+  const std::vector<std::string> argv = {python, "-I", "-m", "test", "test_fork1"};
+  const limited_result grove = run_limited(under_grove_run(argv), 120s);
+  INFO(grove.out);
+  CHECK_FALSE(grove.timed_out);
+  CHECK(grove.exit_code == 0);
+  CHECK(grove.out.find("1 test OK.") != std::string::npos);
+}
+
 TEST_CASE("Python's ThreadingHTTPServer under grove-run serves 200 concurrent siege users without a failed request") {
   require_program(python);
   require_program("/usr/bin/siege");

@@ -224,6 +224,35 @@ TEST_CASE("each thread keeps its own errno while others fail, natively and under
   same_natively_and_under_grove_run("thr_errno");
 }
 
+TEST_CASE(
+    "a fork from a thread while 50 others are blocked leaves the child with the forking thread alone, which keeps "
+    "its identity and data, makes threads, sleeps, does I/O and exits 0 at its end, while the parent's threads "
+    "carry on; atfork handlers run in POSIX order; fork from main, exec, vfork (whose child's "
+    "close leaves the parent's readers alone), posix_spawn and system, natively and under grove-run") {
+  const runs r = same_natively_and_under_grove_run("thr_fork");
+  const std::string& out = r.native.result.out;
+  CHECK(out.find("child: atfork handlers: prepare-b prepare-a child-a child-b\n") != std::string::npos);
+  CHECK(out.find("parent: atfork handlers: prepare-b prepare-a parent-a parent-b\n") != std::string::npos);
+  CHECK(out.find("child: the parent's other threads ran here: sleepers 0, cond waiters 0, readers 0\n") !=
+        std::string::npos);
+  CHECK(out.find("child: atexit handler ran\nparent: atfork handlers") != std::string::npos);
+  CHECK(out.find("parent: child exited: yes, status 0\n") != std::string::npos);
+  CHECK(out.find("sleepers done 16 of 16, cond waiters woken 17 of 17, readers got 17 of 17\n") != std::string::npos);
+  CHECK(out.find("child of main: the other threads ran here: 0\nparent: child of main exited with 3\n") !=
+        std::string::npos);
+  CHECK(out.find("a thread reading a pipe the vfork child closed: read its byte\n") != std::string::npos);
+  CHECK(out.find("system: 0\n") != std::string::npos);
+}
+
+TEST_CASE("under grove-run, joining a thread that vanished in a fork fails with ESRCH (natively it hangs)") {
+  const limited_run green =
+      run_thr({grove_run, programs + "/thr_fork"}, {"GROVE_THREADS", "THR_FORK_JOIN_VANISHED=1"});
+  CHECK(!green.result.timed_out);
+  CHECK(green.result.exit_code == 0);
+  CHECK(green.result.out.find("child: join of a vanished thread: ESRCH\n") != std::string::npos);
+  CHECK(green.result.out.find("parent: child exited: yes, status 0\n") != std::string::npos);
+}
+
 TEST_CASE("__thread variables are per OS thread: green threads share them (a documented limit), native ones do not") {
   const std::string program = programs + "/thr_tls";
   const limited_run native = run_thr({program});

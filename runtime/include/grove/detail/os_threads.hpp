@@ -45,4 +45,19 @@ stack_span stack_bounds(const greenlet_core* g) noexcept;
 // program's other (green) threads must vanish at exit as OS threads do.
 void keep_hub_at_exit() noexcept;
 
+// keep_only_current_after_fork makes the calling greenlet the only one that
+// runs on in the child of a fork, as the forking thread is the only thread
+// there: for the hooks' green threads, which are tasks of the hub. Call it in
+// the child only, first thing (an atfork child handler), on the hub's thread.
+// Every other task of this thread's hub, every greenlet parked on it or ready
+// to run, and the thread's main greenlet (unless it is the caller) vanish
+// (abandoned, never unwound: their stacks stay allocated and untouched). The
+// hub starts afresh: a new libev loop (the old one, with the vanished
+// greenlets' timers and descriptor watchers in it, is destroyed), empty ready
+// rings and parked list, no descriptor watchers, no posts, no keepalives. The
+// caller's own timeout scopes carry their deadlines over to the new loop, and
+// waiters of other greenlets for the caller's task are dropped. Does nothing on
+// a thread with no hub, or when the hub itself is the caller.
+void keep_only_current_after_fork() noexcept;
+
 }  // namespace grove::detail

@@ -156,6 +156,8 @@ class ready_ring {
   }
   greenlet_core* pop() noexcept { return buf_[head_++ & (buf_.size() - 1)]; }
   greenlet_core* front() const noexcept { return buf_[head_ & (buf_.size() - 1)]; }
+  // clear drops every entry (keeping the room).
+  void clear() noexcept { head_ = tail_ = 0; }
   // remove drops every entry for g (a greenlet discarded before it ran).
   void remove(greenlet_core* g) noexcept {
     for (std::size_t i = head_; i != tail_; ++i) {
