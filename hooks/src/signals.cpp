@@ -562,10 +562,10 @@ void after_fork_in_child(thread_state& forker) noexcept {
   o.main.pending.store(0, std::memory_order_relaxed);
   forker.pending.store(0, std::memory_order_relaxed);
   o.unassigned.store(0, std::memory_order_relaxed);
-  init(o, mask);
-  if (&forker != &o.main) {
-    o.main.mask.store(mask, std::memory_order_relaxed);
-  }
+  init(o, mask);  // the counts are the forker's alone
+  // A green forker: main does not exist in the child, so it must never be
+  // picked for a signal (it blocks everything, and is not counted).
+  if (&forker != &o.main) o.main.mask.store(~std::uint64_t{0}, std::memory_order_relaxed);
   set_real(o, mask);
 }
 
