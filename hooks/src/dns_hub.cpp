@@ -27,6 +27,7 @@
 #include "libc.hpp"
 #include "resolver.hpp"
 #include "scratch_epoll.hpp"
+#include "signals.hpp"
 
 namespace grove::hooks {
 namespace {
@@ -209,7 +210,8 @@ std::optional<std::pair<dns_answer, dns_answer>> dns_search(const char* name, bo
     const timeval* t = ares_timeout(channel.ch, nullptr, &tv);
     const limit l = t != nullptr ? limit::after(std::chrono::seconds(t->tv_sec) + std::chrono::microseconds(t->tv_usec))
                                  : limit::never();
-    if (wait_fd(ep, true, l) == waited::failed) {
+    // As glibc's resolver, a signal handler that runs meanwhile does not end the lookup (no EINTR).
+    if (wait_fd(ep, true, l, on_handler::resume) == waited::failed) {
       ares_cancel(channel.ch);  // the callbacks run now, with ARES_ECANCELLED
       break;
     }
