@@ -34,6 +34,9 @@ void usage(std::FILE* to) {
       "  --stack-mode=MODE      GROVE_STACK_MODE: guarded (default) or dense\n"
       "  --threadpool-size=N    GROVE_THREADPOOL_SIZE: threads for DNS and other\n"
       "                         blocking work (1-1024, default 10)\n"
+      "  --resolver=MODE        GROVE_RESOLVER: auto (default: name lookups on the hub\n"
+      "                         when nsswitch.conf's hosts line is `files dns`, else on\n"
+      "                         the thread pool), ares (always on the hub) or thread\n"
       "  --monitor-ms=N         GROVE_MONITOR_MS: report on stderr when the hub is held\n"
       "                         for N ms by code that never yields\n"
       "  --dump-on-signal=SIG   GROVE_DUMP_ON_SIGNAL: print every task on SIG\n"
@@ -81,6 +84,7 @@ constexpr option_to_env valued_options[] = {
     {"--stack-size", "GROVE_STACK_SIZE"},           {"--stack-mode", "GROVE_STACK_MODE"},
     {"--threadpool-size", "GROVE_THREADPOOL_SIZE"}, {"--monitor-ms", "GROVE_MONITOR_MS"},
     {"--dump-on-signal", "GROVE_DUMP_ON_SIGNAL"},   {"--threads", "GROVE_THREADS"},
+    {"--resolver", "GROVE_RESOLVER"},
 };
 
 }  // namespace
@@ -130,6 +134,17 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "grove: GROVE_THREADS=\"%s\": not green (pthreads become green threads on one OS thread) or "
                    "native (they stay OS threads)\n",
+                   v);
+      return 2;
+    }
+  }
+
+  if (const char* v = std::getenv("GROVE_RESOLVER"); v != nullptr && *v != '\0') {
+    const std::string_view mode = v;
+    if (mode != "auto" && mode != "ares" && mode != "thread") {
+      std::fprintf(stderr,
+                   "grove: GROVE_RESOLVER=\"%s\": not auto (lookups on the hub when nsswitch.conf's hosts line is "
+                   "`files dns`, else on the thread pool), ares (always on the hub) or thread (always on the pool)\n",
                    v);
       return 2;
     }

@@ -35,6 +35,7 @@
 
 #include "context.hpp"
 #include "libc.hpp"
+#include "resolver.hpp"
 
 namespace grove::hooks {
 namespace {
@@ -152,6 +153,56 @@ bool numeric(const char* node, const char* service) noexcept {
   return true;
 }
 
+// hostent_r_call runs a gethostby*_r call (call(entry, buffer, length, found,
+// h_errno)) on the pool against a mirror of the caller's buffer and moves the
+// result into the caller's, pointers relocated. When the pool cannot take it
+// (or the buffer is too large to mirror), here() makes the call on this thread.
+template <class Call, class Here>
+int hostent_r_call(Call call, hostent* ret, char* buf, size_t buflen, hostent** result, int* h_errnop, Here here) {
+  // A buffer we would not copy (a length that is really "whatever"): libc's call, here.
+  constexpr std::size_t largest_mirror = std::size_t{64} << 20;
+  if (buflen > largest_mirror) return here();
+  try {
+    hostent_r_outcome out = offload([call = std::move(call), buffer = mirror_buffer(buf, buflen), buflen]() mutable {
+      hostent entry{};
+      hostent* found = nullptr;
+      int herr = 0;
+      const int rc = call(&entry, buffer.data(), buflen, &found, &herr);
+      // Moving the vector keeps its storage, so entry's pointers stay good.
+      return hostent_r_outcome{rc, found != nullptr, herr, entry, std::move(buffer)};
+    });
+    char* from = out.buffer.data();
+    if (buflen > 0) std::memcpy(buf, from, buflen);
+    if (out.found) {
+      hostent e = out.entry;
+      e.h_name = relocate(e.h_name, from, buflen, buf);
+      e.h_aliases = relocate_list(e.h_aliases, from, buflen, buf);
+      e.h_addr_list = relocate_list(e.h_addr_list, from, buflen, buf);
+      *ret = e;
+    }
+    *result = out.found ? ret : nullptr;
+    *h_errnop = out.herr;
+    return out.rc;
+  } catch (const std::bad_alloc&) {
+  } catch (const std::system_error&) {
+  }
+  return here();
+}
+
+// nameinfo_local: a getnameinfo call that asks no DNS server with nsswitch's
+// `files dns`: no host wanted or a numeric one, or an address /etc/hosts lists
+// (services come from /etc/services either way).
+bool nameinfo_local(const sockaddr* sa, socklen_t salen, int flags) {
+  if ((flags & NI_NUMERICHOST) != 0 || sa == nullptr) return true;
+  if (sa->sa_family == AF_INET && salen >= sizeof(sockaddr_in)) {
+    return hosts_answer_address(&reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, 4, AF_INET);
+  }
+  if (sa->sa_family == AF_INET6 && salen >= sizeof(sockaddr_in6)) {
+    return hosts_answer_address(&reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, 16, AF_INET6);
+  }
+  return true;  // other families: glibc answers EAI_FAMILY itself
+}
+
 }  // namespace
 }  // namespace grove::hooks
 
@@ -161,6 +212,13 @@ extern "C" {
 
 int getaddrinfo(const char* node, const char* service, const addrinfo* hints, addrinfo** res) {
   if (!cooperative() || numeric(node, service)) return real_getaddrinfo()(node, service, hints, res);
+  if (hub_resolver()) {
+    try {
+      if (const std::optional<int> rc = hub_getaddrinfo(node, service, hints, res)) return *rc;
+    } catch (const std::bad_alloc&) {
+      return EAI_MEMORY;
+    }
+  }
   try {
     // Of the hints, getaddrinfo reads flags, family, socket type and protocol.
     std::optional<addrinfo> hints_copy;
@@ -189,7 +247,9 @@ int getaddrinfo(const char* node, const char* service, const addrinfo* hints, ad
 
 int getnameinfo(const sockaddr* sa, socklen_t salen, char* host, socklen_t hostlen, char* serv, socklen_t servlen,
                 int flags) {
-  if (!cooperative()) return real_getnameinfo()(sa, salen, host, hostlen, serv, servlen, flags);
+  if (!cooperative() || (hub_resolver() && nameinfo_local(sa, salen, flags))) {
+    return real_getnameinfo()(sa, salen, host, hostlen, serv, servlen, flags);
+  }
   try {
     // The copies start as the caller's buffers, so a partial write (or none)
     // leaves them as the call would. One spare byte keeps data() non-null
@@ -222,7 +282,7 @@ int getnameinfo(const sockaddr* sa, socklen_t salen, char* host, socklen_t hostl
 // another task's lookup while this one is blocked overwrites it. Programs that
 // run lookups in several tasks should use getaddrinfo or the _r variants.
 hostent* gethostbyname(const char* name) {
-  if (!cooperative()) return real_gethostbyname()(name);
+  if (!cooperative() || (hub_resolver() && hosts_answer(name, AF_INET, 0))) return real_gethostbyname()(name);
   try {
     return offload([name_copy = optional_string(name)] { return real_gethostbyname()(c_str(name_copy)); });
   } catch (const std::bad_alloc&) {
@@ -231,8 +291,22 @@ hostent* gethostbyname(const char* name) {
   return real_gethostbyname()(name);
 }
 
+hostent* gethostbyname2(const char* name, int af) {
+  if (!cooperative() || (hub_resolver() && (af == AF_INET || af == AF_INET6) && hosts_answer(name, af, 0))) {
+    return real_gethostbyname2()(name, af);
+  }
+  try {
+    return offload([name_copy = optional_string(name), af] { return real_gethostbyname2()(c_str(name_copy), af); });
+  } catch (const std::bad_alloc&) {
+  } catch (const std::system_error&) {
+  }
+  return real_gethostbyname2()(name, af);
+}
+
 hostent* gethostbyaddr(const void* addr, socklen_t len, int type) {
-  if (!cooperative()) return real_gethostbyaddr()(addr, len, type);
+  if (!cooperative() || (hub_resolver() && hosts_answer_address(addr, len, type))) {
+    return real_gethostbyaddr()(addr, len, type);
+  }
   try {
     return offload([addr_copy = bytes(addr, len), has_addr = addr != nullptr, len, type] {
       return real_gethostbyaddr()(has_addr ? addr_copy.data() : nullptr, len, type);
@@ -244,36 +318,42 @@ hostent* gethostbyaddr(const void* addr, socklen_t len, int type) {
 }
 
 int gethostbyname_r(const char* name, hostent* ret, char* buf, size_t buflen, hostent** result, int* h_errnop) {
-  if (!cooperative()) return real_gethostbyname_r()(name, ret, buf, buflen, result, h_errnop);
-  // A buffer we would not copy (a length that is really "whatever"): libc's call, here.
-  constexpr std::size_t largest_mirror = std::size_t{64} << 20;
-  if (buflen > largest_mirror) return real_gethostbyname_r()(name, ret, buf, buflen, result, h_errnop);
-  try {
-    hostent_r_outcome out =
-        offload([name_copy = optional_string(name), buffer = mirror_buffer(buf, buflen), buflen]() mutable {
-          hostent entry{};
-          hostent* found = nullptr;
-          int herr = 0;
-          const int rc = real_gethostbyname_r()(c_str(name_copy), &entry, buffer.data(), buflen, &found, &herr);
-          // Moving the vector keeps its storage, so entry's pointers stay good.
-          return hostent_r_outcome{rc, found != nullptr, herr, entry, std::move(buffer)};
-        });
-    char* from = out.buffer.data();
-    if (buflen > 0) std::memcpy(buf, from, buflen);
-    if (out.found) {
-      hostent e = out.entry;
-      e.h_name = relocate(e.h_name, from, buflen, buf);
-      e.h_aliases = relocate_list(e.h_aliases, from, buflen, buf);
-      e.h_addr_list = relocate_list(e.h_addr_list, from, buflen, buf);
-      *ret = e;
-    }
-    *result = out.found ? ret : nullptr;
-    *h_errnop = out.herr;
-    return out.rc;
-  } catch (const std::bad_alloc&) {
-  } catch (const std::system_error&) {
+  if (!cooperative() || (hub_resolver() && hosts_answer(name, AF_INET, 0))) {
+    return real_gethostbyname_r()(name, ret, buf, buflen, result, h_errnop);
   }
-  return real_gethostbyname_r()(name, ret, buf, buflen, result, h_errnop);
+  return hostent_r_call(
+      [name_copy = optional_string(name)](hostent* e, char* b, size_t n, hostent** found, int* herr) {
+        return real_gethostbyname_r()(c_str(name_copy), e, b, n, found, herr);
+      },
+      ret, buf, buflen, result, h_errnop,
+      [&] { return real_gethostbyname_r()(name, ret, buf, buflen, result, h_errnop); });
+}
+
+int gethostbyname2_r(const char* name, int af, hostent* ret, char* buf, size_t buflen, hostent** result,
+                     int* h_errnop) {
+  if (!cooperative() || (hub_resolver() && (af == AF_INET || af == AF_INET6) && hosts_answer(name, af, 0))) {
+    return real_gethostbyname2_r()(name, af, ret, buf, buflen, result, h_errnop);
+  }
+  return hostent_r_call(
+      [name_copy = optional_string(name), af](hostent* e, char* b, size_t n, hostent** found, int* herr) {
+        return real_gethostbyname2_r()(c_str(name_copy), af, e, b, n, found, herr);
+      },
+      ret, buf, buflen, result, h_errnop,
+      [&] { return real_gethostbyname2_r()(name, af, ret, buf, buflen, result, h_errnop); });
+}
+
+int gethostbyaddr_r(const void* addr, socklen_t len, int type, hostent* ret, char* buf, size_t buflen,
+                    hostent** result, int* h_errnop) {
+  if (!cooperative() || (hub_resolver() && hosts_answer_address(addr, len, type))) {
+    return real_gethostbyaddr_r()(addr, len, type, ret, buf, buflen, result, h_errnop);
+  }
+  return hostent_r_call(
+      [addr_copy = bytes(addr, len), has_addr = addr != nullptr, len, type](hostent* e, char* b, size_t n,
+                                                                           hostent** found, int* herr) {
+        return real_gethostbyaddr_r()(has_addr ? addr_copy.data() : nullptr, len, type, e, b, n, found, herr);
+      },
+      ret, buf, buflen, result, h_errnop,
+      [&] { return real_gethostbyaddr_r()(addr, len, type, ret, buf, buflen, result, h_errnop); });
 }
 
 }  // extern "C"

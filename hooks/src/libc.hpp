@@ -75,7 +75,10 @@ namespace grove::hooks {
   X(getnameinfo, int (*)(const sockaddr*, socklen_t, char*, socklen_t, char*, socklen_t, int))                    \
   X(gethostbyname, hostent* (*)(const char*))                                                                     \
   X(gethostbyname_r, int (*)(const char*, hostent*, char*, size_t, hostent**, int*))                              \
+  X(gethostbyname2, hostent* (*)(const char*, int))                                                               \
+  X(gethostbyname2_r, int (*)(const char*, int, hostent*, char*, size_t, hostent**, int*))                         \
   X(gethostbyaddr, hostent* (*)(const void*, socklen_t, int))                                                     \
+  X(gethostbyaddr_r, int (*)(const void*, socklen_t, int, hostent*, char*, size_t, hostent**, int*))               \
   X(__read_chk, ssize_t (*)(int, void*, size_t, size_t))                                                          \
   X(__recv_chk, ssize_t (*)(int, void*, size_t, size_t, int))                                                     \
   X(__recvfrom_chk, ssize_t (*)(int, void*, size_t, size_t, int, sockaddr*, socklen_t*))                          \

@@ -45,6 +45,7 @@
 #include "context.hpp"
 #include "fd_table.hpp"
 #include "libc.hpp"
+#include "scratch_epoll.hpp"
 #include "signals.hpp"
 
 namespace grove::hooks {
@@ -96,28 +97,6 @@ bool direct_read(short events) noexcept { return (events & (POLLIN | POLLRDNORM)
 bool direct_write(short events) noexcept {
   return (events & (POLLOUT | POLLWRNORM)) != 0 && (events & ~write_side) == 0;
 }
-
-// scratch_epoll is an epoll set that lives for one wait. It is closed as the
-// hooked close closes, so the hub forgets the number before it can be reused;
-// also when a kill or a timeout scope unwinds through the wait.
-class scratch_epoll {
- public:
-  scratch_epoll() noexcept : fd_(::epoll_create1(EPOLL_CLOEXEC)) {}
-  scratch_epoll(const scratch_epoll&) = delete;
-  scratch_epoll& operator=(const scratch_epoll&) = delete;
-  ~scratch_epoll() {
-    if (fd_ < 0) return;
-    const int saved = errno;
-    grove::notify_close(fd_);
-    forget(fd_);
-    real_close()(fd_);
-    errno = saved;
-  }
-  int fd() const noexcept { return fd_; }
-
- private:
-  int fd_;
-};
 
 // idle waits while there is nothing to wait for: a sleep, in slices when the
 // caller waits forever (the caller looks again after each).

@@ -5,9 +5,18 @@
 // the result instead of posting to a dead hub. So the hub never waits for its
 // workers at thread exit (a call blocked forever cannot hang it); they are
 // detached and end when their current call does.
+//
+// Threads come and go with the work: run_job starts one only when a call finds
+// no idle thread to take it (up to the pool's size), and a thread that has
+// waited idle_timeout for work exits, so an idle pool holds no OS thread. The
+// check for work and the decision to exit happen under the lock, and run_job
+// counts only threads that are waiting under it as idle: a call queued while a
+// thread times out is seen by that thread (or gets a thread of its own), never
+// left in the queue, and each queued call is popped by exactly one worker.
 #include <grove/detail/os_threads.hpp>
 #include <grove/thread_pool.hpp>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
@@ -31,12 +40,14 @@ struct pool_state {
   std::size_t size = 0;                           // guarded by lock
   std::size_t threads = 0;                        // guarded by lock
   std::size_t idle = 0;                           // guarded by lock
+  std::chrono::nanoseconds idle_timeout{};        // guarded by lock
   hub_state* hub = nullptr;                       // guarded by lock; null once the hub is gone
 };
 
 namespace {
 
 constexpr std::size_t max_threads = 1024;
+constexpr std::chrono::nanoseconds default_idle_timeout = std::chrono::seconds(5);
 
 std::size_t configured_size() {
   static const std::size_t size = [] {
@@ -56,9 +67,13 @@ void worker(std::shared_ptr<pool_state> pool) {
   std::unique_lock<std::mutex> lock(pool->lock);
   for (;;) {
     ++pool->idle;
-    pool->work.wait(lock, [&] { return pool->hub == nullptr || !pool->queue.empty() || pool->threads > pool->size; });
+    const bool woken = pool->work.wait_for(lock, pool->idle_timeout, [&] {
+      return pool->hub == nullptr || !pool->queue.empty() || pool->threads > pool->size;
+    });
     --pool->idle;
-    if (pool->hub == nullptr || (pool->queue.empty() && pool->threads > pool->size)) {
+    // Exit when the hub is gone, when the pool shrank below us, or when we
+    // waited idle_timeout with nothing to do.
+    if (pool->hub == nullptr || (pool->queue.empty() && (pool->threads > pool->size || !woken))) {
       --pool->threads;
       return;
     }
@@ -84,6 +99,7 @@ pool_state& pool_of(hub_state& h) {
   if (!h.pool) {
     h.pool = std::make_shared<pool_state>();
     h.pool->size = configured_size();
+    h.pool->idle_timeout = default_idle_timeout;
     h.pool->hub = &h;
   }
   return *h.pool;
@@ -181,6 +197,24 @@ void set_thread_pool_size(std::size_t threads) {
     pool.size = threads;
   }
   pool.work.notify_all();  // idle threads beyond the new size exit
+}
+
+void set_thread_pool_idle_timeout(std::chrono::nanoseconds idle) {
+  if (idle <= std::chrono::nanoseconds::zero()) {
+    throw error("grove::set_thread_pool_idle_timeout: the idle time must be positive");
+  }
+  detail::pool_state& pool = detail::pool_of(detail::state_of(detail::current_hub()));
+  {
+    std::lock_guard<std::mutex> hold(pool.lock);
+    pool.idle_timeout = idle;
+  }
+  // Threads already waiting keep their deadline; the new time counts from their next wait.
+}
+
+std::size_t thread_pool_threads() {
+  detail::pool_state& pool = detail::pool_of(detail::state_of(detail::current_hub()));
+  std::lock_guard<std::mutex> hold(pool.lock);
+  return pool.threads;
 }
 
 std::size_t thread_pool_size() {

@@ -2,9 +2,11 @@
 // under grove-run: the same output and exit status, and proof that under
 // grove-run they really waited on the hub.
 #include <signal.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -148,6 +150,79 @@ TEST_CASE("grove-run --help explains the options; a bad option or setting exits 
   const run_result missing = run_program({grove_run, "/no/such/program"});
   CHECK(missing.exit_code == 127);
   CHECK(missing.out.find("/no/such/program") != std::string::npos);
+}
+
+TEST_CASE("a bad GROVE_RESOLVER stops grove-run and a preloaded program with exit status 2 and a message") {
+  const run_result by_option = run_program({grove_run, "--resolver=dnsmasq", "/bin/true"});
+  CHECK(by_option.exit_code == 2);
+  CHECK(by_option.out.find("GROVE_RESOLVER") != std::string::npos);
+  const run_result preloaded = run_program({programs + "/sleeps"}, 
+                                          {"LD_PRELOAD=" + (std::filesystem::path(grove_run).parent_path() /
+                                                            "libgrove-preload.so").string(),
+                                           "GROVE_RESOLVER=x"});
+  CHECK(preloaded.exit_code == 2);
+  CHECK(preloaded.out.find("GROVE_RESOLVER=\"x\"") != std::string::npos);
+  for (const char* mode : {"auto", "ares", "thread"}) {
+    CHECK(run_program({grove_run, std::string("--resolver=") + mode, "/bin/true"}).exit_code == 0);
+  }
+}
+
+// The names and addresses the DNS sandbox (tests/hooks/dns_sandbox.py) answers
+// from its /etc/hosts and its zone: A, AAAA, both, several to order, CNAMEs
+// (one and two deep, and through the search list), a name without records
+// and one that does not exist.
+const std::vector<std::string> sandbox_names = {
+    "localhost", "LOCALHOST", "host4",      "host4.test",  "host6.test", "dual",       "dual.test",
+    "listed.test", "v4.test", "v6.test",    "both.test",   "multi.test", "multi6.test", "alias",
+    "alias.test", "chain.test", "nodata.test", "nosuch.test"};
+
+// in_sandbox is argv run by dns_sandbox.py in new network and mount
+// namespaces, its resolv.conf naming `nameserver`.
+std::vector<std::string> in_sandbox(const std::string& nameserver, std::vector<std::string> argv) {
+  std::vector<std::string> all = {"/usr/bin/unshare", "-mn", "/usr/bin/python3", GROVE_DNS_SANDBOX, nameserver};
+  all.insert(all.end(), argv.begin(), argv.end());
+  return all;
+}
+
+TEST_CASE("getaddrinfo, getnameinfo and gethostby* give glibc's exact answers from /etc/hosts and a real DNS "
+          "server under grove-run, and getaddrinfo starts no OS thread") {
+  REQUIRE(::geteuid() == 0);  // the sandbox needs namespaces of its own (the tests run as root)
+  std::vector<std::string> lookups = {programs + "/lookups"};
+  lookups.insert(lookups.end(), sandbox_names.begin(), sandbox_names.end());
+  std::vector<std::string> grove_lookups = {grove_run};
+  grove_lookups.insert(grove_lookups.end(), lookups.begin(), lookups.end());
+  const run_result native = run_program(in_sandbox("127.0.0.1", lookups));
+  const run_result grove = run_program(in_sandbox("127.0.0.1", grove_lookups));
+  REQUIRE(native.exit_code == 0);
+  CHECK(native.out.find("canon=real.test") != std::string::npos);   // the CNAMEs were followed
+  CHECK(native.out.find("EAI_NODATA") != std::string::npos);
+  CHECK(native.out.find("2001:db8::7") != std::string::npos);       // DNS answered
+  CHECK(grove.exit_code == 0);
+  CHECK(grove.out.find("OS threads after getaddrinfo: 1\n") != std::string::npos);
+  CHECK(grove.out == native.out);
+}
+
+TEST_CASE("under grove-run a DNS server that never answers or refuses gives glibc's EAI_AGAIN within its timeout") {
+  REQUIRE(::geteuid() == 0);
+  // 127.0.0.2: a socket that never answers; 127.0.0.3: nothing listens (refused).
+  for (const char* server : {"127.0.0.2", "127.0.0.3"}) {
+    CAPTURE(server);
+    const std::vector<std::string> one = {programs + "/lookups", "--one", "v4.test"};
+    const auto t0 = std::chrono::steady_clock::now();
+    const run_result native = run_program(in_sandbox(server, one));
+    const double native_s = seconds_since(t0);
+    const auto t1 = std::chrono::steady_clock::now();
+    std::vector<std::string> grove_one = {grove_run};
+    grove_one.insert(grove_one.end(), one.begin(), one.end());
+    const run_result grove = run_program(in_sandbox(server, grove_one));
+    const double grove_s = seconds_since(t1);
+    CHECK(native.out.find("EAI_AGAIN") != std::string::npos);
+    CHECK(grove.out == native.out);
+    CHECK(grove.out.find("OS threads after getaddrinfo: 1\n") != std::string::npos);
+    // resolv.conf says timeout:1 attempts:1: about a second for each lookup that waits.
+    CHECK(native_s < 20);
+    CHECK(grove_s < 20);
+  }
 }
 
 TEST_CASE("a bad GROVE_* setting stops a preloaded program with exit status 2") {

@@ -556,6 +556,26 @@ TEST_CASE("siege's 100 user threads under grove-run: 100% available, native tran
   CHECK(grove.max_threads <= 3);
 }
 
+TEST_CASE("siege's 100 users against a host name from /etc/hosts under grove-run: lookups on the hub, at most 3 OS "
+          "threads") {
+  require_program("/usr/bin/siege");
+  background server({GROVE_HTTP_HELLO, "0"});
+  const std::string line = server.first_line();  // "listening on 127.0.0.1:PORT"
+  REQUIRE(line.rfind("listening on ", 0) == 0);
+  // "localhost" is in /etc/hosts: each user's getaddrinfo is answered on the hub.
+  const std::string url = "http://localhost:" + line.substr(line.rfind(':') + 1) + "/";
+  const siege_setup siege;
+  constexpr int users = 100;
+  constexpr int reps = 10;
+  const limited_result grove = run_limited(under_grove_run(siege.argv(users, reps, url)), 60s, {siege.home});
+  CAPTURE(grove.out);
+  CHECK_FALSE(grove.timed_out);
+  CHECK(grove.exit_code == 0);
+  CHECK(siege_number(grove.out, "successful_transactions") == users * reps);
+  CHECK(siege_number(grove.out, "failed_transactions") == 0);
+  CHECK(grove.max_threads <= 3);
+}
+
 TEST_CASE("xz -T4 under grove-run compresses to the same bytes as natively, its CPU-bound threads never deadlocking") {
   require_program("/usr/bin/xz");
   temp_dir dir;

@@ -1,5 +1,8 @@
 // thread_pool_test.cpp — run_in_thread: blocking calls on the hub's thread
 // pool while the hub runs on.
+#include <unistd.h>
+
+#include <atomic>
 #include <chrono>
 #include <stdexcept>
 #include <string>
@@ -106,4 +109,87 @@ TEST_CASE_FIXTURE(leak_check, "run_in_thread: more calls than threads queue up a
 TEST_CASE_FIXTURE(leak_check, "a thread's hub with a run_in_thread call in flight does not give its waiter loop_exit") {
   // Nothing on the hub but a pending pool call: the hub must wait for it.
   CHECK_NOTHROW(grove::run_in_thread([] { std::this_thread::sleep_for(30ms); }));
+}
+
+namespace {
+
+// drain_pool lets the pool's idle threads exit (after a short idle timeout) and
+// waits until they have, so a case starts from a pool without threads.
+void drain_pool() {
+  grove::set_thread_pool_idle_timeout(20ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  while (grove::thread_pool_threads() != 0 && seconds_since(t0) < 5) grove::sleep(5ms);
+  REQUIRE(grove::thread_pool_threads() == 0);
+  grove::sleep(20ms);  // a thread that has left the count has returned from its function by now
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(leak_check, "thread pool: overlapping calls start only as many OS threads as overlap") {
+  grove::set_thread_pool_size(10);
+  drain_pool();
+  grove::set_thread_pool_idle_timeout(5s);
+  const int before = grove_test::os_threads(::getpid());
+  // One call at a time, many times: one thread does them all.
+  for (int i = 0; i < 20; ++i) grove::run_in_thread([] {});
+  CHECK(grove::thread_pool_threads() == 1);
+  CHECK(grove_test::os_threads(::getpid()) == before + 1);
+  // Three at once: three threads, not the pool's ten.
+  std::vector<grove::task<void>> calls;
+  for (int i = 0; i < 3; ++i) {
+    calls.push_back(grove::spawn([] { grove::run_in_thread([] { std::this_thread::sleep_for(100ms); }); }));
+  }
+  grove::sleep(50ms);
+  CHECK(grove::thread_pool_threads() == 3);
+  CHECK(grove_test::os_threads(::getpid()) == before + 3);
+  for (auto& c : calls) c.get();
+  CHECK(grove::thread_pool_threads() == 3);  // kept while they are not yet idle long
+  CHECK_THROWS_AS(grove::set_thread_pool_idle_timeout(0s), grove::error);
+}
+
+TEST_CASE_FIXTURE(leak_check, "thread pool: idle threads exit after the idle timeout and calls start them again") {
+  grove::set_thread_pool_size(10);
+  drain_pool();
+  const int before = grove_test::os_threads(::getpid());
+  grove::set_thread_pool_idle_timeout(200ms);
+  std::vector<grove::task<void>> calls;
+  for (int i = 0; i < 4; ++i) {
+    calls.push_back(grove::spawn([] { grove::run_in_thread([] { std::this_thread::sleep_for(50ms); }); }));
+  }
+  for (auto& c : calls) c.get();
+  CHECK(grove::thread_pool_threads() == 4);
+  CHECK(grove_test::os_threads(::getpid()) == before + 4);
+  grove::sleep(60ms);  // idle, but not for long: still there
+  CHECK(grove::thread_pool_threads() == 4);
+  const auto t0 = std::chrono::steady_clock::now();
+  while (grove_test::os_threads(::getpid()) > before && seconds_since(t0) < 5) grove::sleep(10ms);
+  CHECK(grove::thread_pool_threads() == 0);
+  CHECK(grove_test::os_threads(::getpid()) == before);
+  CHECK(seconds_since(t0) > 0.05);
+  CHECK(grove::run_in_thread([] { return 7; }) == 7);  // a new call starts a thread again
+  CHECK(grove::thread_pool_threads() == 1);
+  grove::set_thread_pool_idle_timeout(5s);
+}
+
+TEST_CASE_FIXTURE(leak_check, "thread pool: no call is lost or run twice while its threads idle out") {
+  grove::set_thread_pool_size(4);
+  // Threads idle out after 1 ms, so they keep exiting while calls arrive.
+  grove::set_thread_pool_idle_timeout(1ms);
+  constexpr int calls_total = 600;
+  std::vector<std::atomic<int>> runs(calls_total);
+  std::vector<grove::task<void>> calls;
+  for (int i = 0; i < calls_total; ++i) {
+    calls.push_back(grove::spawn([&runs, i] {
+      grove::sleep(std::chrono::microseconds((i * 37) % 3000));  // arrivals spread over idle gaps
+      grove::run_in_thread([&runs, i] { runs[static_cast<std::size_t>(i)].fetch_add(1); });
+    }));
+  }
+  for (auto& c : calls) c.get();
+  int wrong = 0;
+  for (auto& r : runs) wrong += r.load() != 1;
+  CHECK(wrong == 0);
+  CHECK(grove::thread_pool_threads() <= 4);
+  drain_pool();
+  grove::set_thread_pool_idle_timeout(5s);
+  grove::set_thread_pool_size(10);
 }

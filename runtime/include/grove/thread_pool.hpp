@@ -3,12 +3,15 @@
 //
 //   std::string body = grove::run_in_thread(read_whole_file, path);  // the task waits, other tasks run
 //
-// Each hub has its own pool of OS threads, started lazily (the first call
-// starts one thread, more as calls overlap) up to its size: GROVE_THREADPOOL_SIZE
-// (1 to 1024; default 10), or set_thread_pool_size. A bad GROVE_THREADPOOL_SIZE
-// prints a message on stderr and exits with status 2.
+// Each hub has its own pool of OS threads, started as calls need them (a call
+// that finds no idle thread starts one) up to its size: GROVE_THREADPOOL_SIZE
+// (1 to 1024; default 10), or set_thread_pool_size. A thread idle for 5 seconds
+// (set_thread_pool_idle_timeout) exits, so an idle pool holds no OS thread and
+// the number of threads follows the calls that overlap. A bad
+// GROVE_THREADPOOL_SIZE prints a message on stderr and exits with status 2.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <exception>
 #include <memory>
@@ -84,5 +87,13 @@ void set_thread_pool_size(std::size_t threads);
 
 // thread_pool_size is the current hub's pool size.
 std::size_t thread_pool_size();
+
+// set_thread_pool_idle_timeout sets how long a thread of the current hub's pool
+// waits for work before it exits (5 s by default; grove::error unless positive).
+void set_thread_pool_idle_timeout(std::chrono::nanoseconds idle);
+
+// thread_pool_threads is how many OS threads the current hub's pool runs now
+// (busy or idle); 0 before its first call and after its threads have idled out.
+std::size_t thread_pool_threads();
 
 }  // namespace grove
