@@ -34,7 +34,9 @@
 #include "context.hpp"
 #include "fd_table.hpp"
 #include "libc.hpp"
+#include "locks.hpp"
 #include "signals.hpp"
+#include "threads.hpp"
 
 namespace grove::hooks {
 namespace {
@@ -268,6 +270,37 @@ int connect_blocking(int fd, const sockaddr* addr, socklen_t len, const fd_info&
   socklen_t err_len = sizeof err;
   if (real_getsockopt()(fd, SOL_SOCKET, SO_ERROR, &err, &err_len) != 0) return -1;
   return err == 0 ? 0 : static_cast<int>(fail_with(err));
+}
+
+// fcntl_through is fcntl(fd, cmd, arg) made through `real` (libc's fcntl or
+// fcntl64): a lock that must wait waits on the pool (locks.cpp), and what the
+// descriptor table keeps follows the flags the program sets.
+int fcntl_through(fn::fcntl real, int fd, int cmd, void* arg) {
+  if ((cmd == F_SETLKW || cmd == F_OFD_SETLKW) && cooperative()) {
+    cancellation_point();
+    return record_lock_in_task(real, fd, cmd, arg);
+  }
+  const int r = real(fd, cmd, arg);
+  if (r == -1) return r;
+  switch (cmd) {
+    case F_SETFL:
+      set_nonblocking(fd, (static_cast<int>(reinterpret_cast<std::intptr_t>(arg)) & O_NONBLOCK) != 0);
+      break;
+    case F_GETFL: {
+      // During a cooperative connect or sendfile the kernel shows O_NONBLOCK:
+      // report the program's own flag.
+      const fd_info info = fd_info_of(fd);
+      if (info.in_connect) return info.nonblocking ? (r | O_NONBLOCK) : (r & ~O_NONBLOCK);
+      break;
+    }
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC:
+      forget(r);
+      break;
+    default:
+      break;
+  }
+  return r;
 }
 
 }  // namespace
@@ -508,27 +541,17 @@ int fcntl(int fd, int cmd, ...) {
   va_start(ap, cmd);
   void* arg = va_arg(ap, void*);
   va_end(ap);
-  const int r = real_fcntl()(fd, cmd, arg);
-  if (r == -1) return r;
-  switch (cmd) {
-    case F_SETFL:
-      set_nonblocking(fd, (static_cast<int>(reinterpret_cast<std::intptr_t>(arg)) & O_NONBLOCK) != 0);
-      break;
-    case F_GETFL: {
-      // During a cooperative connect or sendfile the kernel shows O_NONBLOCK:
-      // report the program's own flag.
-      const fd_info info = fd_info_of(fd);
-      if (info.in_connect) return info.nonblocking ? (r | O_NONBLOCK) : (r & ~O_NONBLOCK);
-      break;
-    }
-    case F_DUPFD:
-    case F_DUPFD_CLOEXEC:
-      forget(r);
-      break;
-    default:
-      break;
-  }
-  return r;
+  return fcntl_through(real_fcntl(), fd, cmd, arg);
+}
+
+// fcntl64 is fcntl for programs built with _FILE_OFFSET_BITS=64 (the same
+// call on 64-bit systems; glibc's headers name it so there).
+int fcntl64(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  return fcntl_through(real_fcntl64(), fd, cmd, arg);
 }
 
 int ioctl(int fd, unsigned long request, ...) noexcept {
