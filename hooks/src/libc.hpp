@@ -14,13 +14,18 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/msg.h>
+#include <sys/resource.h>
 #include <sys/select.h>
+#include <sys/sem.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -84,7 +89,7 @@ namespace grove::hooks {
   X(__recvfrom_chk, ssize_t (*)(int, void*, size_t, size_t, int, sockaddr*, socklen_t*))                          \
   X(__poll_chk, int (*)(pollfd*, nfds_t, int, size_t))                                                            \
   X(__ppoll_chk, int (*)(pollfd*, nfds_t, const timespec*, const sigset_t*, size_t))                              \
-  X(pthread_create, int (*)(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*))                         \
+  X(pthread_create, int (*)(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*))                          \
   X(pthread_join, int (*)(pthread_t, void**))                                                                     \
   X(pthread_tryjoin_np, int (*)(pthread_t, void**))                                                               \
   X(pthread_timedjoin_np, int (*)(pthread_t, void**, const timespec*))                                            \
@@ -160,7 +165,23 @@ namespace grove::hooks {
   X(raise, int (*)(int))                                                                                          \
   X(sigwait, int (*)(const sigset_t*, int*))                                                                      \
   X(sigwaitinfo, int (*)(const sigset_t*, siginfo_t*))                                                            \
-  X(sigtimedwait, int (*)(const sigset_t*, siginfo_t*, const timespec*))
+  X(sigtimedwait, int (*)(const sigset_t*, siginfo_t*, const timespec*))                                          \
+  X(wait, pid_t (*)(int*))                                                                                        \
+  X(waitpid, pid_t (*)(pid_t, int*, int))                                                                         \
+  X(wait3, pid_t (*)(int*, int, rusage*))                                                                         \
+  X(wait4, pid_t (*)(pid_t, int*, int, rusage*))                                                                  \
+  X(waitid, int (*)(idtype_t, id_t, siginfo_t*, int))                                                             \
+  X(system, int (*)(const char*))                                                                                 \
+  X(popen, FILE* (*)(const char*, const char*))                                                                   \
+  X(pclose, int (*)(FILE*))                                                                                       \
+  X(fclose, int (*)(FILE*))                                                                                       \
+  X(flock, int (*)(int, int))                                                                                     \
+  X(lockf, int (*)(int, int, off_t))                                                                              \
+  X(lockf64, int (*)(int, int, off64_t))                                                                          \
+  X(msgrcv, ssize_t (*)(int, void*, size_t, long, int))                                                           \
+  X(msgsnd, int (*)(int, const void*, size_t, int))                                                               \
+  X(semop, int (*)(int, sembuf*, size_t))                                                                         \
+  X(semtimedop, int (*)(int, sembuf*, size_t, const timespec*))
 
 // fn::NAME is the type of a pointer to libc's NAME.
 namespace fn {

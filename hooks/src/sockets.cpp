@@ -34,7 +34,9 @@
 #include "context.hpp"
 #include "fd_table.hpp"
 #include "libc.hpp"
+#include "locks.hpp"
 #include "signals.hpp"
+#include "threads.hpp"
 
 namespace grove::hooks {
 namespace {
@@ -303,9 +305,14 @@ ssize_t send_file(ssize_t (*real)(int, int, Offset*, size_t), int out, int in, O
 }
 
 // file_control is fcntl and fcntl64 with their argument read; real is libc's
-// symbol of the same name. It records what the program sets (O_NONBLOCK) and
-// forgets descriptors it duplicates.
+// symbol of the same name. A lock that must wait waits on the pool (locks.cpp);
+// it records what the program sets (O_NONBLOCK) and forgets descriptors it
+// duplicates.
 int file_control(int (*real)(int, int, ...), int fd, int cmd, void* arg) {
+  if ((cmd == F_SETLKW || cmd == F_OFD_SETLKW) && cooperative()) {
+    cancellation_point();
+    return record_lock_in_task(real, fd, cmd, arg);
+  }
   const int r = real(fd, cmd, arg);
   if (r == -1) return r;
   switch (cmd) {

@@ -301,3 +301,46 @@ TEST_CASE(
   CHECK(r.green.peak_threads >= 1);
   CHECK(r.green.peak_threads <= green_os_threads_at_most);
 }
+
+TEST_CASE(
+    "40 children waited for at once through system and waitpid take one child's time under grove-run, and the "
+    "wait family, system and popen return the same natively and under grove-run") {
+  const runs r = same_natively_and_under_grove_run("thr_children");
+  const std::string& out = r.native.result.out;
+  CHECK(out.find("  statuses right: 40 of 40\n  all done in under 3 s: yes\n  the ticking thread ticked meanwhile: "
+                 "yes\n") != std::string::npos);
+  CHECK(out.find("waitpid(-1) with no children: -1 ECHILD\n") != std::string::npos);
+  CHECK(out.find("waitpid with bad options: -1 EINVAL\n") != std::string::npos);
+  CHECK(out.find("WNOHANG while the child runs: 0\n") != std::string::npos);
+  CHECK(out.find("wait4: yes, exit 9, rusage filled yes\n") != std::string::npos);
+  CHECK(out.find("waitid(P_PID, WNOWAIT): 0, the child yes, CLD_EXITED yes, status 11\n") != std::string::npos);
+  CHECK(out.find("wait with SIGCHLD ignored: -1 ECHILD, after the children exited yes\n") != std::string::npos);
+  CHECK(out.find("  still ignored after the shorter ended: yes\n") != std::string::npos);
+  CHECK(out.find("system of a program that cannot run: exit 127\n") != std::string::npos);
+  CHECK(out.find("a shell that sends itself SIGINT: signaled yes by SIGINT yes\n") != std::string::npos);
+  CHECK(out.find("10 right, all in under 3 s yes, ticking meanwhile yes\n") != std::string::npos);
+  CHECK(out.find("meanwhile: no") == std::string::npos);
+  CHECK(out.find("meanwhile no") == std::string::npos);
+}
+
+TEST_CASE(
+    "flock, fcntl and lockf locks held by another process or open file description, EDEADLK, SysV message "
+    "queues and semaphores wait without stopping the other threads, natively and under grove-run") {
+  const runs r = same_natively_and_under_grove_run("thr_locks");
+  const std::string& out = r.native.result.out;
+  for (const char* wait : {"flock LOCK_EX", "F_SETLKW", "lockf F_LOCK", "F_OFD_SETLKW"}) {
+    CAPTURE(wait);
+    CHECK(out.find(std::string(wait) +
+                   ": 0 0, waited for the holder yes, the ticking thread ticked meanwhile yes\n") != std::string::npos);
+  }
+  CHECK(out.find("F_SETLKW that would deadlock with another process: -1 EDEADLK\n") != std::string::npos);
+  CHECK(out.find("msgrcv waited for a message: 6 bytes, type 1, \"hello\", after the send yes, ticking meanwhile "
+                 "yes\n") != std::string::npos);
+  CHECK(out.find("msgsnd waited for room: 0 0") != std::string::npos);
+  CHECK(out.find("msgrcv on a queue removed meanwhile: -1 EIDRM\n") != std::string::npos);
+  CHECK(out.find("semop waited for a post: 0, after it yes, ticking meanwhile yes") != std::string::npos);
+  CHECK(out.find("-1 EAGAIN, after the timeout yes, ticking meanwhile yes\n") != std::string::npos);
+  CHECK(out.find("semop on a set removed meanwhile: -1 EIDRM\n") != std::string::npos);
+  CHECK(out.find("meanwhile no") == std::string::npos);
+  CHECK(out.find("holder no") == std::string::npos);
+}

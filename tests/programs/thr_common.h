@@ -22,13 +22,18 @@
 static inline const char* error_name(int e) {
   switch (e) {
     case 0: return "0";
+    case E2BIG: return "E2BIG";
+    case EACCES: return "EACCES";
     case EAGAIN: return "EAGAIN";
     case EBADF: return "EBADF";
     case EBUSY: return "EBUSY";
+    case ECHILD: return "ECHILD";
     case EDEADLK: return "EDEADLK";
     case EEXIST: return "EEXIST";
+    case EIDRM: return "EIDRM";
     case EINVAL: return "EINVAL";
     case ENOENT: return "ENOENT";
+    case ENOMSG: return "ENOMSG";
     case EPERM: return "EPERM";
     case ERANGE: return "ERANGE";
     case ESRCH: return "ESRCH";
