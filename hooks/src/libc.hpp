@@ -162,6 +162,9 @@ namespace grove::hooks {
   X(sigpending, int (*)(sigset_t*))                                                                               \
   X(sigsuspend, int (*)(const sigset_t*))                                                                         \
   X(pause, int (*)())                                                                                             \
+  X(sigpause, int (*)(int))                                                                                       \
+  X(__sigpause, int (*)(int, int))                                                                                \
+  X(__xpg_sigpause, int (*)(int))                                                                                 \
   X(raise, int (*)(int))                                                                                          \
   X(sigwait, int (*)(const sigset_t*, int*))                                                                      \
   X(sigwaitinfo, int (*)(const sigset_t*, siginfo_t*))                                                            \

@@ -80,7 +80,7 @@ int semop_on_pool(int id, const sembuf* ops, std::size_t n, const timespec* time
     const timespec t{static_cast<time_t>(secs.count()),
                      static_cast<long>(std::chrono::duration_cast<std::chrono::nanoseconds>(left - secs).count())};
     return real_semtimedop()(id, copy->data(), n, &t);
-  });
+  }, on_handler::fail);
 }
 
 // semop_in_task is semtimedop(id, ops, n, timeout) in a task (semop when
@@ -134,7 +134,7 @@ int record_lock_in_task(fn::fcntl real, int fd, int cmd, void* lock) {
   errno = saved;
   const struct flock copy = *static_cast<const struct flock*>(lock);
   return cancellable([&] {
-    return blocking_on_pool([real, fd, cmd, copy]() mutable { return real(fd, cmd, &copy); });
+    return blocking_on_pool([real, fd, cmd, copy]() mutable { return real(fd, cmd, &copy); }, on_handler::restart);
   });
 }
 
@@ -152,7 +152,7 @@ int flock(int fd, int operation) {
   const int r = real_flock()(fd, operation | LOCK_NB);
   if (r == 0 || errno != EWOULDBLOCK) return r;
   errno = saved;
-  return blocking_on_pool([fd, operation] { return real_flock()(fd, operation); });
+  return blocking_on_pool([fd, operation] { return real_flock()(fd, operation); }, on_handler::restart);
 }
 
 int lockf(int fd, int cmd, off_t len) {
@@ -162,7 +162,7 @@ int lockf(int fd, int cmd, off_t len) {
   const int r = real_lockf()(fd, F_TLOCK, len);
   if (r == 0 || !conflict()) return r;
   errno = saved;
-  return cancellable([&] { return blocking_on_pool([fd, len] { return real_lockf()(fd, F_LOCK, len); }); });
+  return cancellable([&] { return blocking_on_pool([fd, len] { return real_lockf()(fd, F_LOCK, len); }, on_handler::restart); });
 }
 
 int lockf64(int fd, int cmd, off64_t len) {
@@ -172,7 +172,7 @@ int lockf64(int fd, int cmd, off64_t len) {
   const int r = real_lockf64()(fd, F_TLOCK, len);
   if (r == 0 || !conflict()) return r;
   errno = saved;
-  return cancellable([&] { return blocking_on_pool([fd, len] { return real_lockf64()(fd, F_LOCK, len); }); });
+  return cancellable([&] { return blocking_on_pool([fd, len] { return real_lockf64()(fd, F_LOCK, len); }, on_handler::restart); });
 }
 
 ssize_t msgrcv(int id, void* message, size_t size, long type, int flags) {
@@ -193,7 +193,8 @@ ssize_t msgrcv(int id, void* message, size_t size, long type, int flags) {
   }
   return cancellable([&] {
     const ssize_t n = blocking_on_pool(
-        [id, into, size, type, flags] { return real_msgrcv()(id, into.get(), size, type, flags); });
+        [id, into, size, type, flags] { return real_msgrcv()(id, into.get(), size, type, flags); },
+        on_handler::fail);
     if (n >= 0) std::memcpy(message, into.get(), sizeof(long) + static_cast<std::size_t>(n));
     return n;
   });
@@ -215,7 +216,8 @@ int msgsnd(int id, const void* message, size_t size, int flags) {
     return real_msgsnd()(id, message, size, flags);
   }
   return cancellable(
-      [&] { return blocking_on_pool([id, copy, size, flags] { return real_msgsnd()(id, copy->data(), size, flags); }); });
+      [&] { return blocking_on_pool([id, copy, size, flags] { return real_msgsnd()(id, copy->data(), size, flags); },
+                                 on_handler::fail); });
 }
 
 int semop(int id, sembuf* ops, size_t n) {

@@ -249,6 +249,30 @@ int pause() {
   return sigsuspend(&now);
 }
 
+// __sigpause is sigpause's work (glibc's symbol): wait as sigsuspend with the
+// calling thread's mask less sig_or_mask (XSI, is_sig set), or with the old
+// BSD mask sig_or_mask (its first 32 signals) in its place.
+int __sigpause(int sig_or_mask, int is_sig);
+int bsd_sigpause(int mask) __asm__("sigpause");  // <signal.h>'s sigpause is __xpg_sigpause
+int __sigpause(int sig_or_mask, int is_sig) {
+  sigset_t set;
+  sigemptyset(&set);
+  if (is_sig != 0) {
+    if (pthread_sigmask(SIG_BLOCK, nullptr, &set) != 0) return -1;
+    sigdelset(&set, sig_or_mask);  // a bad signal changes nothing, as in glibc
+  } else {
+    for (int sig = 1; sig < 32; ++sig) {
+      if ((static_cast<unsigned>(sig_or_mask) & (1u << (sig - 1))) != 0) sigaddset(&set, sig);
+    }
+  }
+  return sigsuspend(&set);
+}
+
+// sigpause (BSD's, a mask) and __xpg_sigpause (XSI's, what <signal.h> names
+// sigpause with _XOPEN_SOURCE or _GNU_SOURCE: one signal to let in).
+int bsd_sigpause(int mask) { return __sigpause(mask, 0); }
+int __xpg_sigpause(int sig) { return __sigpause(sig, 1); }
+
 int raise(int sig) {
   signals::thread_state* s = signals::current();
   if (s == nullptr || !virtualised(sig)) return real_raise()(sig);

@@ -308,8 +308,28 @@ void install_drain() noexcept {
 // The trampoline: the kernel's handler for every signal the program handles.
 
 namespace {
+// pool_hub is, on a pool worker making a call for a task (pool_call_scope),
+// the thread id of the task's OS thread; 0 elsewhere.
+constinit thread_local pid_t pool_hub __attribute__((tls_model("initial-exec"))) = 0;
+
+// on_pool_worker is the trampoline on a pool worker in a call: a tgkill from
+// this process is a task interrupting the call (its handler already ran in
+// the task); anything else goes on to the task's OS thread, as it was sent.
+void on_pool_worker(int sig, siginfo_t* info) noexcept {
+  if (info->si_code == SI_TKILL && info->si_pid == ::getpid()) return;
+  siginfo_t copy = *info;
+  if (::syscall(SYS_rt_tgsigqueueinfo, ::getpid(), pool_hub, sig, &copy) == 0) return;
+  copy.si_code = SI_QUEUE;  // the kernel lets only a thread itself send a signal as the kernel's or kill's
+  ::syscall(SYS_rt_tgsigqueueinfo, ::getpid(), pool_hub, sig, &copy);
+}
+
 void trampoline(int sig, siginfo_t* info, void* uc) {
   const int saved_errno = errno;
+  if (pool_hub != 0) {
+    on_pool_worker(sig, info);
+    errno = saved_errno;
+    return;
+  }
   handler_info h = handler_of(sig);
   if (h.handler == SIG_DFL || h.handler == SIG_IGN) {  // changed meanwhile
     if (h.handler == SIG_DFL) default_action(sig);
@@ -369,6 +389,35 @@ void trampoline(int sig, siginfo_t* info, void* uc) {
   errno = saved_errno;
 }
 }  // namespace
+
+int interrupting_signal(bool restartable) noexcept {
+  for (int sig = 1; sig < 65; ++sig) {
+    if (sig == 32 || sig == 33 || sig == SIGKILL || sig == SIGSTOP || sig == SIGABRT || synchronous(sig)) continue;
+    const handler_info h = handler_of(sig);
+    if (h.handler == SIG_DFL || h.handler == SIG_IGN) continue;
+    if (!restartable || (h.flags & SA_RESTART) == 0) return sig;
+  }
+  return 0;
+}
+
+pool_call_scope::pool_call_scope(int sig, pid_t hub_tid) noexcept : sig_(sig), was_(pool_hub) {
+  pool_hub = hub_tid;
+  if (sig_ != 0) {
+    const std::uint64_t b = bit(sig_);
+    detail::thread_sigmask(SIG_UNBLOCK, &b, nullptr);
+  }
+}
+
+pool_call_scope::~pool_call_scope() {
+  if (sig_ != 0) {
+    // A signal a task sent before the call was marked done is pending here:
+    // the kernel delivers it as this syscall returns, before sig is blocked.
+    ::syscall(SYS_getppid);
+    const std::uint64_t b = bit(sig_);
+    detail::thread_sigmask(SIG_BLOCK, &b, nullptr);
+  }
+  pool_hub = was_;
+}
 
 // ---------------------------------------------------------------------------
 // Masks and delivery

@@ -158,6 +158,32 @@ int set_handler(int sig, const struct sigaction* act, struct sigaction* old) noe
 void set_interrupting(int sig, bool on) noexcept;
 bool interrupting(int sig) noexcept;
 
+// A pool worker's call made for a task (pool.hpp) can be interrupted as the
+// task's own call would be: the task sends the worker interrupting_signal()
+// and its blocking call ends with EINTR.
+//
+// interrupting_signal is a signal the program handles through the trampoline
+// whose delivery makes a blocking call fail with EINTR: one without
+// SA_RESTART when `restartable` (flock, F_SETLKW), any otherwise (msgrcv,
+// semop: never restarted); 0 if there is none.
+int interrupting_signal(bool restartable) noexcept;
+
+// pool_call_scope is a pool worker's call for a task on `hub_tid`: sig (if not
+// 0) is unblocked on the worker meanwhile, and the trampoline, run on it,
+// ignores what a task of this process sends it with tgkill and passes any other
+// signal on to hub_tid, the thread that would have taken it.
+class pool_call_scope {
+ public:
+  pool_call_scope(int sig, pid_t hub_tid) noexcept;
+  ~pool_call_scope();
+  pool_call_scope(const pool_call_scope&) = delete;
+  pool_call_scope& operator=(const pool_call_scope&) = delete;
+
+ private:
+  int sig_;
+  pid_t was_;
+};
+
 // install_drain gives the hubs the signal drain (once).
 void install_drain() noexcept;
 

@@ -290,7 +290,8 @@ TEST_CASE(
 
 TEST_CASE(
     "a process-directed signal interrupts the thread that does not block it, pthread_kill only the thread it "
-    "names, and masks and pending signals are per thread, natively and under grove-run") {
+    "names, masks and pending signals are per thread, and sigsuspend, pause and sigpause wait in their thread "
+    "alone, natively and under grove-run") {
   const runs r = same_natively_and_under_grove_run("thr_signals");
   CHECK(r.native.result.out.find("in recv, no SA_RESTART: recv -1 EINTR, handler ran in it: 1\n") !=
         std::string::npos);
@@ -298,6 +299,12 @@ TEST_CASE(
   CHECK(r.native.result.out.find("threads interrupted 1, thread 42 interrupted 1, handler ran in it: 1\n") !=
         std::string::npos);
   CHECK(r.native.result.out.find("handler ran in b: 1\n") != std::string::npos);
+  for (const char* wait : {"sigsuspend", "pause", "sigpause", "BSD sigpause"}) {
+    CAPTURE(wait);
+    CHECK(r.native.result.out.find(std::string(wait) +
+                                   " in a thread: -1 EINTR, main ran meanwhile: 1, handler ran in it: 1\n") !=
+          std::string::npos);
+  }
   CHECK(r.green.peak_threads >= 1);
   CHECK(r.green.peak_threads <= green_os_threads_at_most);
 }
@@ -325,7 +332,8 @@ TEST_CASE(
 
 TEST_CASE(
     "flock, fcntl and lockf locks held by another process or open file description, EDEADLK, SysV message "
-    "queues and semaphores wait without stopping the other threads, natively and under grove-run") {
+    "queues and semaphores wait without stopping the other threads, and a signal handler interrupts them as "
+    "signal(7) says, natively and under grove-run") {
   const runs r = same_natively_and_under_grove_run("thr_locks");
   const std::string& out = r.native.result.out;
   for (const char* wait : {"flock LOCK_EX", "F_SETLKW", "lockf F_LOCK", "F_OFD_SETLKW"}) {
@@ -343,4 +351,24 @@ TEST_CASE(
   CHECK(out.find("semop on a set removed meanwhile: -1 EIDRM\n") != std::string::npos);
   CHECK(out.find("meanwhile no") == std::string::npos);
   CHECK(out.find("holder no") == std::string::npos);
+  // signal(7): file lock waits are restarted after an SA_RESTART handler,
+  // SysV IPC waits never are.
+  for (const char* wait : {"flock LOCK_EX", "F_SETLKW", "lockf F_LOCK", "msgrcv", "msgsnd", "semop"}) {
+    CAPTURE(wait);
+    CHECK(out.find(std::string(wait) +
+                   ", SIGALRM handler without SA_RESTART: -1 EINTR, handler ran yes, returned before the other "
+                   "process acted\n") != std::string::npos);
+  }
+  for (const char* wait : {"flock LOCK_EX", "F_SETLKW", "lockf F_LOCK"}) {
+    CAPTURE(wait);
+    CHECK(out.find(std::string(wait) +
+                   ", SIGALRM handler with SA_RESTART: 0 0, handler ran yes, returned after the other process "
+                   "acted\n") != std::string::npos);
+  }
+  for (const char* wait : {"msgrcv", "msgsnd", "semop"}) {
+    CAPTURE(wait);
+    CHECK(out.find(std::string(wait) +
+                   ", SIGALRM handler with SA_RESTART: -1 EINTR, handler ran yes, returned before the other "
+                   "process acted\n") != std::string::npos);
+  }
 }

@@ -3,7 +3,7 @@
  * with EINTR (or return what it had moved), with SA_RESTART the call goes on,
  * except those that are never restarted (poll, select, sleeps, calls with a
  * socket timeout). Also sigsuspend, pause, raise of a blocked signal,
- * sigpending, signal()'s BSD semantics, sysv_signal's one-shot handler,
+ * sigpending, sigpause (XSI's and BSD's), signal()'s BSD semantics, sysv_signal's one-shot handler,
  * siginterrupt and what sigaction reports. Prints what each call returned; the
  * output is the same natively and under grove-run. */
 #define _GNU_SOURCE
@@ -19,6 +19,11 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* glibc's other two sigpause entry points: BSD's, which takes a mask (the
+ * symbol sigpause), and the one both end in. */
+extern int bsd_sigpause(int mask) __asm__("sigpause");
+extern int __sigpause(int sig_or_mask, int is_sig);
 
 static volatile sig_atomic_t got;
 static volatile sig_atomic_t count;
@@ -178,6 +183,39 @@ int main(void) {
   after_ms(100);
   r = pause();
   printf("pause: %s, handler ran: %d\n", result(r), got == SIGALRM);
+
+  /* sigpause: XSI's lets one blocked signal in for the wait, BSD's waits with
+   * an old-style mask in place of the thread's; both restore the mask. */
+  sigprocmask(SIG_BLOCK, &alrm, &old);
+  got = 0;
+  after_ms(100);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  r = sigpause(SIGALRM); /* deprecated, and still what programs call */
+#pragma GCC diagnostic pop
+  sigprocmask(SIG_SETMASK, NULL, &now);
+  printf("sigpause(SIGALRM) with it blocked: %s, handler ran: %d, still blocked after: %d\n", result(r),
+         got == SIGALRM, sigismember(&now, SIGALRM));
+  got = 0;
+  after_ms(100);
+  r = bsd_sigpause(0);
+  sigprocmask(SIG_SETMASK, NULL, &now);
+  printf("BSD sigpause(0) with SIGALRM blocked: %s, handler ran: %d, still blocked after: %d\n", result(r),
+         got == SIGALRM, sigismember(&now, SIGALRM));
+  handle(SIGUSR1, 0);
+  got = 0;
+  after_ms(100);
+  pid_t usr1_sender = fork();
+  if (usr1_sender == 0) {
+    usleep(300000);
+    kill(getppid(), SIGUSR1);
+    _exit(0);
+  }
+  r = __sigpause(1 << (SIGALRM - 1), 0); /* SIGALRM stays out: SIGUSR1 ends the wait */
+  printf("__sigpause with a BSD mask of SIGALRM: %s, ended by SIGUSR1: %d\n", result(r), got == SIGUSR1);
+  waitpid(usr1_sender, NULL, 0);
+  sigprocmask(SIG_SETMASK, &old, NULL);
+  printf("SIGALRM let in after: handler ran: %d\n", got == SIGALRM);
 
   /* signal(): BSD semantics, the handler stays and calls restart. */
   signal(SIGALRM, on_signal);

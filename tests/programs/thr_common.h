@@ -31,6 +31,7 @@ static inline const char* error_name(int e) {
     case EDEADLK: return "EDEADLK";
     case EEXIST: return "EEXIST";
     case EIDRM: return "EIDRM";
+    case EINTR: return "EINTR";
     case EINVAL: return "EINVAL";
     case ENOENT: return "ENOENT";
     case ENOMSG: return "ENOMSG";

@@ -4,7 +4,10 @@
  * queues and semaphores (blocking msgrcv, msgsnd on a full queue, semop,
  * semtimedop, EIDRM when the object is removed). A ticking thread runs
  * throughout: under grove-run, where the threads are green threads of one OS
- * thread, it ticks only if the waits leave that OS thread free. */
+ * thread, it ticks only if the waits leave that OS thread free. Last, a
+ * SIGALRM handler interrupts each of these waits: as signal(7) says, the lock
+ * waits fail with EINTR unless the handler has SA_RESTART, the SysV waits fail
+ * with EINTR either way. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
@@ -17,6 +20,7 @@
 #include <sys/ipc.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +31,10 @@ static atomic_int stop_ticking;
 
 static void* ticker(void* arg) {
   (void)arg;
+  sigset_t alarm;
+  sigemptyset(&alarm);
+  sigaddset(&alarm, SIGALRM);
+  pthread_sigmask(SIG_BLOCK, &alarm, NULL); /* SIGALRM is main's, natively and green */
   while (!atomic_load(&stop_ticking)) {
     usleep(10000);
     atomic_fetch_add(&ticks, 1);
@@ -321,6 +329,131 @@ static void semaphores(void) {
   printf("semop on a set removed meanwhile: %d %s\n", op_result, error_name(op_errno));
 }
 
+/* ---- A signal handler while these wait ---- */
+
+static volatile sig_atomic_t alarms;
+static void on_alarm(int sig) {
+  (void)sig;
+  alarms++;
+}
+
+/* alarm_after installs on_alarm for SIGALRM with flags and arms a one-shot
+ * SIGALRM 100 ms from now. */
+static void alarm_after(int flags) {
+  struct sigaction a;
+  memset(&a, 0, sizeof a);
+  a.sa_handler = on_alarm;
+  a.sa_flags = flags;
+  sigaction(SIGALRM, &a, NULL);
+  alarms = 0;
+  struct itimerval t = {.it_interval = {0, 0}, .it_value = {0, 100000}};
+  setitimer(ITIMER_REAL, &t, NULL);
+}
+
+/* after_ms forks a child that calls act() after ms milliseconds and exits. */
+static pid_t after_ms(int ms, void (*act)(void)) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    usleep((useconds_t)ms * 1000);
+    act();
+    _exit(0);
+  }
+  return pid;
+}
+
+/* report_interrupted prints how a wait that another process ends after
+ * 600 ms went when SIGALRM came after 100 ms. */
+static void report_interrupted(const char* what, const char* how, long r, const struct timespec* t0) {
+  const int e = errno;
+  const double took = seconds_since(t0);
+  printf("%s, SIGALRM handler %s: %ld %s, handler ran %s, returned %s\n", what, how, r, error_name(r >= 0 ? 0 : e),
+         yes(alarms == 1), took < 0.4 ? "before the other process acted" : "after the other process acted");
+}
+
+static int interrupted_queue;
+static int interrupted_sems;
+static void send_one(void) {
+  struct message m = {.type = 1, .text = "late"};
+  msgsnd(interrupted_queue, &m, 5, 0);
+}
+static void receive_one(void) {
+  struct message m;
+  msgrcv(interrupted_queue, &m, sizeof m.text, 0, 0);
+}
+static void post_one(void) {
+  struct sembuf up = {.sem_num = 0, .sem_op = 1, .sem_flg = 0};
+  semop(interrupted_sems, &up, 1);
+}
+
+static void interrupted(void) {
+  const int fd = open(path, O_RDWR);
+  struct timespec t0;
+  for (int restart = 0; restart < 2; ++restart) {
+    const int flags = restart ? SA_RESTART : 0;
+    const char* how = restart ? "with SA_RESTART" : "without SA_RESTART";
+
+    pid_t pid = holder(take_flock, 600);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    alarm_after(flags);
+    int r = flock(fd, LOCK_EX);
+    report_interrupted("flock LOCK_EX", how, r, &t0);
+    flock(fd, LOCK_UN);
+    waitpid(pid, NULL, 0);
+
+    pid = holder(take_record, 600);
+    struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 10};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    alarm_after(flags);
+    r = fcntl(fd, F_SETLKW, &l);
+    report_interrupted("F_SETLKW", how, r, &t0);
+    l.l_type = F_UNLCK;
+    fcntl(fd, F_SETLK, &l);
+    waitpid(pid, NULL, 0);
+
+    pid = holder(take_lockf, 600);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    alarm_after(flags);
+    r = lockf(fd, F_LOCK, 10);
+    report_interrupted("lockf F_LOCK", how, r, &t0);
+    lockf(fd, F_ULOCK, 10);
+    waitpid(pid, NULL, 0);
+
+    interrupted_queue = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+    struct message m;
+    pid = after_ms(600, send_one);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    alarm_after(flags);
+    const long n = msgrcv(interrupted_queue, &m, sizeof m.text, 0, 0);
+    report_interrupted("msgrcv", how, n, &t0);
+    waitpid(pid, NULL, 0);
+
+    struct msqid_ds ds;
+    msgctl(interrupted_queue, IPC_STAT, &ds);
+    ds.msg_qbytes = 16;
+    msgctl(interrupted_queue, IPC_SET, &ds);
+    struct message full = {.type = 1, .text = "full"};
+    msgsnd(interrupted_queue, &full, 16, IPC_NOWAIT);
+    pid = after_ms(600, receive_one);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    alarm_after(flags);
+    r = msgsnd(interrupted_queue, &full, 16, 0);
+    report_interrupted("msgsnd", how, r, &t0);
+    waitpid(pid, NULL, 0);
+    msgctl(interrupted_queue, IPC_RMID, NULL);
+
+    interrupted_sems = semget(IPC_PRIVATE, 1, IPC_CREAT | 0600);
+    struct sembuf down = {.sem_num = 0, .sem_op = -1, .sem_flg = 0};
+    pid = after_ms(600, post_one);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    alarm_after(flags);
+    r = semop(interrupted_sems, &down, 1);
+    report_interrupted("semop", how, r, &t0);
+    waitpid(pid, NULL, 0);
+    semctl(interrupted_sems, 0, IPC_RMID);
+  }
+  close(fd);
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   const int fd = mkstemp(path);
@@ -333,6 +466,7 @@ int main(void) {
   deadlock();
   messages();
   semaphores();
+  interrupted();
   atomic_store(&stop_ticking, 1);
   pthread_join(tick, NULL);
   unlink(path);

@@ -5,7 +5,9 @@
  * (one of 100 blocked in read); masks are per thread; a signal pthread_kill
  * sends to a thread that blocks it stays pending for that thread alone until
  * it unblocks it; sigwait in a thread of its own takes signals every thread
- * blocks. The output is the same natively and under grove-run. */
+ * blocks; sigsuspend, pause and sigpause wait in one thread while the others
+ * run, until a signal sent to that thread. The output is the same natively
+ * and under grove-run. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -247,6 +249,50 @@ static void sigint_into_recv(int flags) {
   close(sv[1]);
 }
 
+/* --- sigsuspend, pause and sigpause wait in their thread alone --- */
+
+extern int bsd_sigpause(int mask) __asm__("sigpause"); /* BSD's: an old-style mask */
+
+static int suspend_result[4];
+static int suspend_errno[4];
+
+static void* suspender(void* arg) {
+  const int kind = (int)(long)arg;
+  block(SIGUSR1, SIG_BLOCK);
+  sigset_t none;
+  sigemptyset(&none);
+  int r = 0;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  switch (kind) {
+    case 0: r = sigsuspend(&none); break;
+    case 1: block(SIGUSR1, SIG_UNBLOCK); r = pause(); break;
+    case 2: r = sigpause(SIGUSR1); break; /* XSI's: lets SIGUSR1 in */
+    case 3: r = bsd_sigpause(0); break;
+  }
+#pragma GCC diagnostic pop
+  suspend_result[kind] = r;
+  suspend_errno[kind] = errno;
+  return NULL;
+}
+
+static void suspended_threads(void) {
+  static const char* names[4] = {"sigsuspend", "pause", "sigpause", "BSD sigpause"};
+  handle(SIGUSR1, 0);
+  for (int kind = 0; kind < 4; ++kind) {
+    handled = 0;
+    pthread_t t;
+    pthread_create(&t, NULL, suspender, (void*)(long)kind);
+    int steps = 0;
+    for (; steps < 10; ++steps) usleep(10000); /* main runs while t waits */
+    pthread_kill(t, SIGUSR1);
+    pthread_join(t, NULL);
+    printf("%s in a thread: %d %s, main ran meanwhile: %d, handler ran in it: %d\n", names[kind],
+           suspend_result[kind], error_name(suspend_errno[kind]), steps == 10,
+           handled == SIGUSR1 && pthread_equal(handled_in, t));
+  }
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IONBF, 0);
   sigint_into_recv(0);
@@ -255,5 +301,6 @@ int main(void) {
   masks_per_thread();
   directed_and_blocked();
   sigwait_thread();
+  suspended_threads();
   return 0;
 }
