@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/epoll.h>
 #include <sys/msg.h>
 #include <sys/resource.h>
@@ -89,7 +90,61 @@ namespace grove::hooks {
   X(__recvfrom_chk, ssize_t (*)(int, void*, size_t, size_t, int, sockaddr*, socklen_t*))                          \
   X(__poll_chk, int (*)(pollfd*, nfds_t, int, size_t))                                                            \
   X(__ppoll_chk, int (*)(pollfd*, nfds_t, const timespec*, const sigset_t*, size_t))                              \
-  X(pthread_create, int (*)(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*))                          \
+  X(fgets, char* (*)(char*, int, FILE*))                                                                          \
+  X(fgets_unlocked, char* (*)(char*, int, FILE*))                                                                 \
+  X(__fgets_chk, char* (*)(char*, size_t, int, FILE*))                                                            \
+  X(__fgets_unlocked_chk, char* (*)(char*, size_t, int, FILE*))                                                   \
+  X(fgetc, int (*)(FILE*))                                                                                        \
+  X(getc, int (*)(FILE*))                                                                                         \
+  X(getchar, int (*)())                                                                                           \
+  X(fgetc_unlocked, int (*)(FILE*))                                                                               \
+  X(getc_unlocked, int (*)(FILE*))                                                                                \
+  X(getchar_unlocked, int (*)())                                                                                  \
+  X(__uflow, int (*)(FILE*))                                                                                      \
+  X(__underflow, int (*)(FILE*))                                                                                  \
+  X(fread, size_t (*)(void*, size_t, size_t, FILE*))                                                              \
+  X(fread_unlocked, size_t (*)(void*, size_t, size_t, FILE*))                                                     \
+  X(__fread_chk, size_t (*)(void*, size_t, size_t, size_t, FILE*))                                                \
+  X(__fread_unlocked_chk, size_t (*)(void*, size_t, size_t, size_t, FILE*))                                       \
+  X(getline, ssize_t (*)(char**, size_t*, FILE*))                                                                 \
+  X(getdelim, ssize_t (*)(char**, size_t*, int, FILE*))                                                           \
+  X(__getdelim, ssize_t (*)(char**, size_t*, int, FILE*))                                                         \
+  X(fscanf, int (*)(FILE*, const char*, ...))                                                                     \
+  X(scanf, int (*)(const char*, ...))                                                                             \
+  X(vfscanf, int (*)(FILE*, const char*, va_list))                                                                \
+  X(vscanf, int (*)(const char*, va_list))                                                                        \
+  X(__isoc99_fscanf, int (*)(FILE*, const char*, ...))                                                            \
+  X(__isoc99_scanf, int (*)(const char*, ...))                                                                    \
+  X(__isoc99_vfscanf, int (*)(FILE*, const char*, va_list))                                                       \
+  X(__isoc99_vscanf, int (*)(const char*, va_list))                                                               \
+  X(fwrite, size_t (*)(const void*, size_t, size_t, FILE*))                                                       \
+  X(fwrite_unlocked, size_t (*)(const void*, size_t, size_t, FILE*))                                              \
+  X(fputs, int (*)(const char*, FILE*))                                                                           \
+  X(fputs_unlocked, int (*)(const char*, FILE*))                                                                  \
+  X(puts, int (*)(const char*))                                                                                   \
+  X(fputc, int (*)(int, FILE*))                                                                                   \
+  X(putc, int (*)(int, FILE*))                                                                                    \
+  X(putchar, int (*)(int))                                                                                        \
+  X(fputc_unlocked, int (*)(int, FILE*))                                                                          \
+  X(putc_unlocked, int (*)(int, FILE*))                                                                           \
+  X(putchar_unlocked, int (*)(int))                                                                               \
+  X(__overflow, int (*)(FILE*, int))                                                                              \
+  X(fprintf, int (*)(FILE*, const char*, ...))                                                                    \
+  X(printf, int (*)(const char*, ...))                                                                            \
+  X(vfprintf, int (*)(FILE*, const char*, va_list))                                                               \
+  X(vprintf, int (*)(const char*, va_list))                                                                       \
+  X(__fprintf_chk, int (*)(FILE*, int, const char*, ...))                                                         \
+  X(__printf_chk, int (*)(int, const char*, ...))                                                                 \
+  X(__vfprintf_chk, int (*)(FILE*, int, const char*, va_list))                                                    \
+  X(__vprintf_chk, int (*)(int, const char*, va_list))                                                            \
+  X(dprintf, int (*)(int, const char*, ...))                                                                      \
+  X(vdprintf, int (*)(int, const char*, va_list))                                                                 \
+  X(__dprintf_chk, int (*)(int, int, const char*, ...))                                                           \
+  X(__vdprintf_chk, int (*)(int, int, const char*, va_list))                                                      \
+  X(fflush, int (*)(FILE*))                                                                                       \
+  X(fflush_unlocked, int (*)(FILE*))                                                                              \
+  X(fclose, int (*)(FILE*))                                                                                       \
+  X(pthread_create, int (*)(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*))                         \
   X(pthread_join, int (*)(pthread_t, void**))                                                                     \
   X(pthread_tryjoin_np, int (*)(pthread_t, void**))                                                               \
   X(pthread_timedjoin_np, int (*)(pthread_t, void**, const timespec*))                                            \
@@ -177,7 +232,6 @@ namespace grove::hooks {
   X(system, int (*)(const char*))                                                                                 \
   X(popen, FILE* (*)(const char*, const char*))                                                                   \
   X(pclose, int (*)(FILE*))                                                                                       \
-  X(fclose, int (*)(FILE*))                                                                                       \
   X(flock, int (*)(int, int))                                                                                     \
   X(lockf, int (*)(int, int, off_t))                                                                              \
   X(lockf64, int (*)(int, int, off64_t))                                                                          \

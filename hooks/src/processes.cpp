@@ -38,6 +38,7 @@
 
 #include "context.hpp"
 #include "libc.hpp"
+#include "processes.hpp"
 #include "signals.hpp"
 #include "threads.hpp"
 
@@ -467,9 +468,11 @@ FILE* popen(const char* command, const char* mode) {
 
 int pclose(FILE* f) { return close_popen(f, real_pclose()); }
 
-int fclose(FILE* f) {
+}  // extern "C"
+
+// close_stream is glibc's fclose of f, which for a popen stream waits for its
+// child: cooperatively, as pclose. stdio.cpp's fclose ends with it.
+int grove::hooks::close_stream(FILE* f) {
   if (popens().count.load(std::memory_order_relaxed) == 0) return real_fclose()(f);
   return close_popen(f, real_fclose());
 }
-
-}  // extern "C"

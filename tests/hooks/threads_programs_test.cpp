@@ -372,3 +372,35 @@ TEST_CASE(
                    "process acted\n") != std::string::npos);
   }
 }
+
+TEST_CASE(
+    "stdio reads and writes on pipes, sockets and stdin wait on the hub while the data arrives in pieces, with "
+    "the same lines, EOF and error indicators, errno and buffering natively and under grove-run") {
+  const runs r = same_natively_and_under_grove_run("thr_stdio");
+  const std::string& out = r.native.result.out;
+  for (const char* waited : {"fgets", "getc", "fread", "getline", "fscanf", "scanf"}) {
+    CAPTURE(waited);
+    CHECK(out.find(std::string("ticker ran while ") + waited + " waited: yes") != std::string::npos);
+  }
+  std::size_t writers = 0;
+  for (std::size_t at = 0; (at = out.find("ticker ran while the writer waited: yes", at)) != std::string::npos; ++at) {
+    ++writers;
+  }
+  CHECK(writers == 4);  // fwrite, fprintf, fputs/fputc/putc, dprintf
+  CHECK(out.find("dprintf wrote 648890 bytes\n") != std::string::npos);
+  CHECK(out.find("fgets: NULL, errno EAGAIN, waited 40 ms or more: yes\n") != std::string::npos);
+  CHECK(out.find("fflush to a pipe with no reader: -1, errno Broken pipe\n") != std::string::npos);
+  CHECK(out.find("lines read whole: 20 of 20 (20 read)\n") != std::string::npos);
+  CHECK(out.find("lines read whole: 80 of 80 (80 read)\n") != std::string::npos);
+  CHECK(out.find("done\n") != std::string::npos);
+}
+
+TEST_CASE(
+    "a thread-per-connection server written with fdopen, fgets and fprintf serves 500 clients the same "
+    "natively and under grove-run, on one OS thread") {
+  const runs r = same_natively_and_under_grove_run("thr_stdio_echo");
+  CHECK(r.native.result.out.find("clients with every echo right: 500\n") != std::string::npos);
+  CHECK(r.native.peak_threads >= 1000);
+  CHECK(r.green.peak_threads >= 1);
+  CHECK(r.green.peak_threads <= green_os_threads_at_most);
+}
