@@ -605,6 +605,8 @@ int send_to_thread(thread_state& t, int sig, bool same_hub, grove::hub* hub) noe
   return 0;
 }
 
+thread_state& main_here() noexcept { return here().main; }
+
 void after_fork_in_child(thread_state& forker) noexcept {
   os_state& o = os;
   const std::uint64_t mask = forker.mask.load(std::memory_order_relaxed);

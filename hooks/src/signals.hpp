@@ -196,6 +196,11 @@ void thread_ended(thread_state& s) noexcept;
 // send_to_thread: pthread_kill of a green thread whose state is t; it runs on
 // `hub`, the caller's own when same_hub.
 int send_to_thread(thread_state& t, int sig, bool same_hub, grove::hub* hub) noexcept;
+
+// main_here is the signal state of this OS thread's main thread (the one that
+// is not a green thread): a pthread_kill from one of its green threads to the
+// OS thread's own pthread_t is meant for it.
+thread_state& main_here() noexcept;
 // drain_thread, on the thread's own hub: interrupt its wait if it has a
 // deliverable signal (the hub's drain does this for every thread).
 void drain_thread(thread_state& s) noexcept;

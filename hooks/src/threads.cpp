@@ -690,7 +690,16 @@ int pthread_getattr_np(pthread_t id, pthread_attr_t* attr) noexcept {
 
 int pthread_kill(pthread_t id, int sig) noexcept {
   green_thread* t = green_of(id);
-  if (t == nullptr) return real_pthread_kill()(id, sig);
+  if (t == nullptr) {
+    // The OS thread's own pthread_t, named by one of its green threads, is
+    // its main thread: the kernel would run the handler in the green thread
+    // that happens to run, so the signal goes to main here.
+    if (current_green() == nullptr || !pthread_equal(id, real_pthread_self()())) return real_pthread_kill()(id, sig);
+    if (sig < 0 || sig >= NSIG) return EINVAL;
+    if (sig == 0) return 0;
+    if (signals::synchronous(sig) || sig == SIGKILL || sig == SIGSTOP) return real_pthread_kill()(id, sig);
+    return signals::send_to_thread(signals::main_here(), sig, true, nullptr);
+  }
   if ((t->flags.load(std::memory_order_acquire) & (green_thread::finished | green_thread::vanished)) != 0 || t->exiting) return ESRCH;
   if (sig < 0 || sig >= NSIG) return EINVAL;
   if (sig == 0) return 0;

@@ -299,6 +299,8 @@ TEST_CASE(
   CHECK(r.native.result.out.find("threads interrupted 1, thread 42 interrupted 1, handler ran in it: 1\n") !=
         std::string::npos);
   CHECK(r.native.result.out.find("handler ran in b: 1\n") != std::string::npos);
+  CHECK(r.native.result.out.find("pthread_kill to main in send: sent part 1, handler ran in main: 1\n") !=
+        std::string::npos);
   for (const char* wait : {"sigsuspend", "pause", "sigpause", "BSD sigpause"}) {
     CAPTURE(wait);
     CHECK(r.native.result.out.find(std::string(wait) +

@@ -2,9 +2,9 @@
  * process-directed signal runs its handler in a thread that does not block
  * it, and interrupts that thread's blocking call (EINTR without SA_RESTART,
  * the call goes on with it); pthread_kill interrupts only the thread it names
- * (one of 100 blocked in read); masks are per thread; a signal pthread_kill
- * sends to a thread that blocks it stays pending for that thread alone until
- * it unblocks it; sigwait in a thread of its own takes signals every thread
+ * (one of 100 blocked in read, or main blocked in send); masks are per
+ * thread; a signal pthread_kill sends to a thread that blocks it stays
+ * pending for that thread alone until it unblocks it; sigwait in a thread of its own takes signals every thread
  * blocks; sigsuspend, pause and sigpause wait in one thread while the others
  * run, until a signal sent to that thread. The output is the same natively
  * and under grove-run. */
@@ -249,6 +249,43 @@ static void sigint_into_recv(int flags) {
   close(sv[1]);
 }
 
+/* --- pthread_kill from a thread to main, blocked in send --- */
+
+static pthread_t main_thread;
+
+static void* kill_main(void* arg) {
+  (void)arg;
+  char buf[100];
+  if (recv(sv[1], buf, sizeof buf, MSG_WAITALL) != (ssize_t)sizeof buf) exit(1); /* main is sending by now */
+  usleep(100000);
+  pthread_kill(main_thread, SIGUSR2);
+  char big[65536];
+  while (recv(sv[1], big, sizeof big, 0) > 0) {
+  }
+  return NULL;
+}
+
+/* main sends 4 MiB into a socket a thread stops reading: the thread's
+ * pthread_kill interrupts main's send, which returns what it had moved. */
+static void pthread_kill_main(void) {
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) exit(1);
+  handle(SIGUSR2, 0);
+  handled = 0;
+  main_thread = pthread_self();
+  pthread_t t;
+  pthread_create(&t, NULL, kill_main, NULL);
+  const size_t size = 4 << 20;
+  char* data = calloc(1, size);
+  const ssize_t sent = send(sv[0], data, size, 0);
+  printf("pthread_kill to main in send: sent part %d, handler ran in main: %d\n", sent > 0 && (size_t)sent < size,
+         handled == SIGUSR2 && pthread_equal(handled_in, main_thread));
+  shutdown(sv[0], SHUT_WR);
+  pthread_join(t, NULL);
+  free(data);
+  close(sv[0]);
+  close(sv[1]);
+}
+
 /* --- sigsuspend, pause and sigpause wait in their thread alone --- */
 
 extern int bsd_sigpause(int mask) __asm__("sigpause"); /* BSD's: an old-style mask */
@@ -301,6 +338,7 @@ int main(void) {
   masks_per_thread();
   directed_and_blocked();
   sigwait_thread();
+  pthread_kill_main();
   suspended_threads();
   return 0;
 }
