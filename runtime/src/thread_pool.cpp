@@ -67,9 +67,14 @@ void worker(std::shared_ptr<pool_state> pool) {
   std::unique_lock<std::mutex> lock(pool->lock);
   for (;;) {
     ++pool->idle;
-    const bool woken = pool->work.wait_for(lock, pool->idle_timeout, [&] {
-      return pool->hub == nullptr || !pool->queue.empty() || pool->threads > pool->size;
-    });
+    // The idle time is read again at every wake-up, so a new idle timeout
+    // (set_thread_pool_idle_timeout notifies) applies to threads already idle.
+    const auto since = std::chrono::steady_clock::now();
+    bool woken;
+    while (!(woken = pool->hub == nullptr || !pool->queue.empty() || pool->threads > pool->size) &&
+           std::chrono::steady_clock::now() < since + pool->idle_timeout) {
+      pool->work.wait_until(lock, since + pool->idle_timeout);
+    }
     --pool->idle;
     // Exit when the hub is gone, when the pool shrank below us, or when we
     // waited idle_timeout with nothing to do.
@@ -208,7 +213,7 @@ void set_thread_pool_idle_timeout(std::chrono::nanoseconds idle) {
     std::lock_guard<std::mutex> hold(pool.lock);
     pool.idle_timeout = idle;
   }
-  // Threads already waiting keep their deadline; the new time counts from their next wait.
+  pool.work.notify_all();  // idle threads measure their idle time against the new timeout
 }
 
 std::size_t thread_pool_threads() {

@@ -89,7 +89,8 @@ void set_thread_pool_size(std::size_t threads);
 std::size_t thread_pool_size();
 
 // set_thread_pool_idle_timeout sets how long a thread of the current hub's pool
-// waits for work before it exits (5 s by default; grove::error unless positive).
+// waits for work before it exits (5 s by default; grove::error unless positive),
+// threads already idle included: one idle longer than the new time exits.
 void set_thread_pool_idle_timeout(std::chrono::nanoseconds idle);
 
 // thread_pool_threads is how many OS threads the current hub's pool runs now
