@@ -55,6 +55,16 @@ bool ready_now(int fd, bool for_read) noexcept {
   return real_poll()(&p, 1, 0) != 0;  // an error or POLLNVAL: let the call itself report it
 }
 
+// wrong_way tells whether fd, a pipe, FIFO or tty that is not ready, was
+// opened without the access the call needs (reading the write end of a pipe):
+// such a call fails at once with EBADF natively, and poll never reports the
+// readiness it would wait for. One fcntl, only on the way to a wait.
+bool wrong_way(int fd, bool for_read) noexcept {
+  const int fl = real_fcntl()(fd, F_GETFL);
+  if (fl == -1) return true;  // let the call itself report it
+  return (fl & O_ACCMODE) == (for_read ? O_WRONLY : O_RDONLY);
+}
+
 // fail_with sets errno and returns -1, for the hooked call to return.
 ssize_t fail_with(int code) noexcept {
   errno = code;
@@ -89,7 +99,7 @@ ssize_t receive(int fd, int flags, Once once) {
     if (info.kind == fd_kind::socket) {
       const ssize_t n = once(MSG_DONTWAIT);
       if (n >= 0 || !would_block()) return n;
-    } else if (ready_now(fd, true)) {
+    } else if (ready_now(fd, true) || wrong_way(fd, true)) {
       return once(0);
     }
     if (const int code = wait_or_fail(fd, true, l, mode_of(info.recv_timeout))) return fail_with(code);
@@ -147,7 +157,7 @@ ssize_t transmit_pollable(int fd, const iovec* iov, int count) {
   if (total <= PIPE_BUF) {
     // Small writes stay one call: POSIX makes them atomic on pipes.
     for (;;) {
-      if (ready_now(fd, false)) return real_writev()(fd, iov, count);
+      if (ready_now(fd, false) || wrong_way(fd, false)) return real_writev()(fd, iov, count);
       if (const int code = wait_or_fail(fd, false, limit::never(), on_handler::restart)) return fail_with(code);
     }
   }
@@ -155,6 +165,7 @@ ssize_t transmit_pollable(int fd, const iovec* iov, int count) {
   std::size_t off = 0;  // bytes of it already written
   while (sent < total) {
     if (!ready_now(fd, false)) {
+      if (sent == 0 && wrong_way(fd, false)) return real_writev()(fd, iov, count);
       if (const int code = wait_or_fail(fd, false, limit::never(), on_handler::restart)) {
         return sent > 0 ? static_cast<ssize_t>(sent) : fail_with(code);
       }

@@ -95,7 +95,9 @@ TEST_CASE("a blocking TCP server and client behave the same natively and under g
   same_natively_and_under_grove_run("tcp");
 }
 
-TEST_CASE("poll, select and epoll loops behave the same natively and under grove-run") {
+TEST_CASE(
+    "poll, select and epoll loops behave the same natively and under grove-run, and a read or write of a pipe's "
+    "wrong end fails at once with EBADF") {
   same_natively_and_under_grove_run("pollers");
 }
 

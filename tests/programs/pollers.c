@@ -92,5 +92,17 @@ int main(void) {
   struct pollfd closed = {pp[0], POLLIN, 0};
   const int ready = poll(&closed, 1, 1000);
   printf("poll on a pipe with no writer: %d, POLLHUP %s\n", ready, (closed.revents & POLLHUP) ? "yes" : "no");
+
+  /* The wrong end of a pipe: never ready that way, and the call fails at once. */
+  int wrong[2];
+  if (pipe(wrong) != 0) return 1;
+  static char big[100000];
+  char c;
+  ssize_t r = read(wrong[1], &c, 1);
+  printf("read of a pipe's write end: %zd %s\n", r, r < 0 ? strerror(errno) : "");
+  r = write(wrong[0], "x", 1);
+  printf("write to a pipe's read end: %zd %s\n", r, r < 0 ? strerror(errno) : "");
+  r = write(wrong[0], big, sizeof big);
+  printf("large write to a pipe's read end: %zd %s\n", r, r < 0 ? strerror(errno) : "");
   return 0;
 }
