@@ -230,7 +230,7 @@ int select_fds(int nfds, fd_set* r, fd_set* w, fd_set* e, const limit& l, Look l
   select_sets sets(nfds, r, w, e);
   std::vector<pollfd> fds;
   bool listed = false;
-  return cooperate(
+  const int result = cooperate(
       l,
       [&] {
         sets.restore();
@@ -248,6 +248,15 @@ int select_fds(int nfds, fd_set* r, fd_set* w, fd_set* e, const limit& l, Look l
         }
         return wait_any(fds.data(), fds.size(), l);
       });
+  if (result < 0) {
+    // Linux leaves the sets as they came when select fails (EINTR included),
+    // and programs retry with them (CPython's select does): the last look
+    // cleared them.
+    const int saved = errno;
+    sets.restore();
+    errno = saved;
+  }
+  return result;
 }
 
 }  // namespace

@@ -118,6 +118,7 @@ int main(void) {
   struct timeval st = {5, 0};
   after_ms(100);
   printf("select, SA_RESTART: %s\n", result(select(p[0] + 1, &rs, NULL, NULL, &st)));
+  printf("  its set as it came (a retry waits for the same): %d\n", FD_ISSET(p[0], &rs) != 0);
 
   after_ms(300);
   const unsigned left = sleep(3);
