@@ -26,6 +26,7 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -156,6 +157,9 @@ namespace grove::hooks {
   X(pthread_getname_np, int (*)(pthread_t, char*, size_t))                                                        \
   X(pthread_getattr_np, int (*)(pthread_t, pthread_attr_t*))                                                      \
   X(pthread_kill, int (*)(pthread_t, int))                                                                        \
+  X(gettid, pid_t (*)())                                                                                          \
+  X(tgkill, int (*)(pid_t, pid_t, int))                                                                           \
+  X(syscall, long (*)(long, ...))                                                                                 \
   X(pthread_cancel, int (*)(pthread_t))                                                                           \
   X(pthread_setcancelstate, int (*)(int, int*))                                                                   \
   X(pthread_setcanceltype, int (*)(int, int*))                                                                    \
@@ -270,6 +274,10 @@ void* lookup(const char* name) noexcept;
   }
 GROVE_LIBC_FUNCTIONS(GROVE_REAL_ACCESSOR)
 #undef GROVE_REAL_ACCESSOR
+
+// os_tid is the calling OS thread's id from the kernel: gettid() is hooked and
+// gives a green thread an id of its own (threads.cpp).
+inline pid_t os_tid() noexcept { return static_cast<pid_t>(real_syscall()(SYS_gettid)); }
 
 // resolve_all looks every symbol up now (run by a constructor).
 void resolve_all() noexcept;

@@ -95,7 +95,7 @@ auto blocking_on_pool(Call call, on_handler mode) -> decltype(call()) {
   } catch (const std::bad_alloc&) {
     return call();
   }
-  st->hub_tid = ::gettid();
+  st->hub_tid = os_tid();
   st->sig = signals::interrupting_signal(mode == on_handler::restart);
   bool woken = false;
   try {
@@ -103,7 +103,7 @@ auto blocking_on_pool(Call call, on_handler mode) -> decltype(call()) {
     // The pool gets a copy: `call` stays here for the fallback below.
     grove::run_in_thread([call, st, before]() mutable {
       const signals::pool_call_scope scope(st->sig, st->hub_tid);
-      st->worker = ::gettid();
+      st->worker = os_tid();
       int expected = state::queued;
       if (st->stage.compare_exchange_strong(expected, state::calling, std::memory_order_acq_rel)) {
         errno = before;

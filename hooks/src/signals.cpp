@@ -163,7 +163,7 @@ void default_action(int sig) noexcept {
   os_state& o = here();
   const std::uint64_t m = o.real & ~bit(sig);
   detail::thread_sigmask(SIG_SETMASK, &m, nullptr);
-  ::syscall(SYS_tgkill, ::getpid(), ::gettid(), sig);
+  ::syscall(SYS_tgkill, ::getpid(), os_tid(), sig);
   set_real(o, o.real);  // a stop signal comes back here on SIGCONT
 }
 
@@ -289,7 +289,7 @@ void drain() {
       target->pending.fetch_or(bit(sig), std::memory_order_acq_rel);
     } else {
       // Every thread blocks it now: back to the kernel, which keeps it pending.
-      ::syscall(SYS_tgkill, ::getpid(), ::gettid(), sig);
+      ::syscall(SYS_tgkill, ::getpid(), os_tid(), sig);
     }
   }
   drain_thread(o.main);
@@ -581,7 +581,7 @@ int send_to_thread(thread_state& t, int sig, bool same_hub, grove::hub* hub) noe
   const bool blocked = (t.mask.load(std::memory_order_relaxed) & bit(sig)) != 0;
   if (!blocked && (h.handler == SIG_DFL || h.handler == SIG_IGN)) {
     // The kernel's own action (terminate, stop, ignore) on the whole process.
-    if (h.handler == SIG_DFL) ::syscall(SYS_tgkill, ::getpid(), ::gettid(), sig);
+    if (h.handler == SIG_DFL) ::syscall(SYS_tgkill, ::getpid(), os_tid(), sig);
     return 0;
   }
   siginfo_t info{};

@@ -74,18 +74,35 @@ ssize_t fail_with(int code) noexcept {
 // wait_or_fail waits for fd; on a timeout, failure or signal it returns the
 // errno the call must fail with (EAGAIN for a timeout, as the kernel reports
 // SO_RCVTIMEO; EINTR when a handler interrupted it).
+// errno is left as it was: a call that returns what it had moved before the
+// wait failed succeeds, and must not change errno (callers set it with
+// fail_with when they fail).
 int wait_or_fail(int fd, bool for_read, const limit& l, on_handler mode) {
+  const int saved = errno;
+  int code = 0;
   switch (wait_fd(fd, for_read, l, mode)) {
     case waited::ready:
-      return 0;
+      break;
     case waited::timed_out:
-      return EAGAIN;
+      code = EAGAIN;
+      break;
     case waited::failed:
-      return errno;
+      code = errno;
+      break;
     case waited::interrupted:
-      return EINTR;
+      code = EINTR;
+      break;
   }
-  return 0;
+  errno = saved;
+  return code;
+}
+
+// moved is what a call returns when it moved count bytes after waiting: a
+// success, which leaves errno as the caller had it (the tries that found
+// nothing set EAGAIN on the way).
+ssize_t moved(std::size_t count, int caller_errno) noexcept {
+  errno = caller_errno;
+  return static_cast<ssize_t>(count);
 }
 
 // receive runs a receiving call `once(extra_flags)` on fd as a blocking call
@@ -95,10 +112,12 @@ ssize_t receive(int fd, int flags, Once once) {
   const fd_info info = fd_info_of(fd);
   if (info.kind == fd_kind::passthrough || info.nonblocking || (flags & MSG_DONTWAIT) != 0) return once(0);
   const limit l = limit_of(info.recv_timeout);
+  const int saved = errno;
   for (;;) {
     if (info.kind == fd_kind::socket) {
       const ssize_t n = once(MSG_DONTWAIT);
-      if (n >= 0 || !would_block()) return n;
+      if (n >= 0) return moved(static_cast<std::size_t>(n), saved);
+      if (!would_block()) return n;
     } else if (ready_now(fd, true) || wrong_way(fd, true)) {
       return once(0);
     }
@@ -116,12 +135,13 @@ ssize_t transmit_socket(int fd, const fd_info& info, msghdr msg, int flags) {
   // const); the common case, everything sent at the first try, copies nothing.
   std::vector<iovec> iov;
   const limit l = limit_of(info.send_timeout);
+  const int saved = errno;
   std::size_t sent = 0;
   for (;;) {
     const ssize_t n = real_sendmsg()(fd, &msg, flags | MSG_DONTWAIT);
     if (n >= 0) {
       sent += static_cast<std::size_t>(n);
-      if (!info.stream || sent >= total) return static_cast<ssize_t>(sent);
+      if (!info.stream || sent >= total) return moved(sent, saved);
       if (iov.empty()) {
         iov.assign(msg.msg_iov, msg.msg_iov + msg.msg_iovlen);
         msg.msg_iov = iov.data();
@@ -141,9 +161,9 @@ ssize_t transmit_socket(int fd, const fd_info& info, msghdr msg, int flags) {
       }
       continue;
     }
-    if (!would_block()) return sent > 0 ? static_cast<ssize_t>(sent) : -1;
+    if (!would_block()) return sent > 0 ? moved(sent, saved) : -1;
     if (const int code = wait_or_fail(fd, false, l, mode_of(info.send_timeout))) {
-      return sent > 0 ? static_cast<ssize_t>(sent) : fail_with(code);
+      return sent > 0 ? moved(sent, saved) : fail_with(code);
     }
   }
 }
@@ -161,6 +181,7 @@ ssize_t transmit_pollable(int fd, const iovec* iov, int count) {
       if (const int code = wait_or_fail(fd, false, limit::never(), on_handler::restart)) return fail_with(code);
     }
   }
+  const int saved = errno;
   int at = 0;          // the iovec being written
   std::size_t off = 0;  // bytes of it already written
   while (sent < total) {
@@ -182,7 +203,7 @@ ssize_t transmit_pollable(int fd, const iovec* iov, int count) {
       room -= take;
     }
     const ssize_t n = real_writev()(fd, piece, pieces);
-    if (n < 0) return sent > 0 ? static_cast<ssize_t>(sent) : -1;
+    if (n < 0) return sent > 0 ? moved(sent, saved) : -1;
     sent += static_cast<std::size_t>(n);
     std::size_t advance = static_cast<std::size_t>(n);
     while (at < count && advance >= iov[at].iov_len - off) {
@@ -222,9 +243,11 @@ int accept_one(int fd, sockaddr* addr, socklen_t* len, int flags) {
     // accept has no MSG_DONTWAIT: poll first. No other task runs between the
     // poll and the accept, so only another process could take the connection.
     const limit l = limit_of(info.recv_timeout);
+    const int saved = errno;
     for (;;) {
       if (ready_now(fd, true)) {
         s = real_accept4()(fd, addr, len, flags);
+        if (s >= 0) errno = saved;  // a success leaves errno alone
         if (s >= 0 || !would_block()) break;
       }
       if (const int code = wait_or_fail(fd, true, l, mode_of(info.recv_timeout))) {
@@ -297,6 +320,7 @@ ssize_t send_file(ssize_t (*real)(int, int, Offset*, size_t), int out, int in, O
   set_in_connect(out, true);
   restore_flags on_exit{out, fl};
   const limit l = limit_of(info.send_timeout);
+  const int saved = errno;
   std::size_t sent = 0;
   while (sent < count) {
     const ssize_t n = real(out, in, offset, count - sent);
@@ -306,13 +330,13 @@ ssize_t send_file(ssize_t (*real)(int, int, Offset*, size_t), int out, int in, O
       if (!info.stream && info.kind == fd_kind::socket) break;
       continue;
     }
-    if (!would_block()) return sent > 0 ? static_cast<ssize_t>(sent) : -1;
+    if (!would_block()) return sent > 0 ? moved(sent, saved) : -1;
     if (const int code = wait_or_fail(out, false, l, mode_of(info.send_timeout))) {
       on_exit.closed = code == EBADF;
-      return sent > 0 ? static_cast<ssize_t>(sent) : fail_with(code);
+      return sent > 0 ? moved(sent, saved) : fail_with(code);
     }
   }
-  return static_cast<ssize_t>(sent);
+  return moved(sent, saved);
 }
 
 // file_control is fcntl and fcntl64 with their argument read; real is libc's
@@ -437,11 +461,16 @@ ssize_t recv(int fd, void* buf, size_t n, int flags) {
   // MSG_WAITALL: a blocking call waits for all n bytes (or EOF, an error, a
   // timeout), returning what it has.
   std::size_t got = 0;
+  const int saved = errno;
   while (got < n) {
     const ssize_t r = receive(fd, flags & ~MSG_WAITALL, [&](int extra) {
       return real_recv()(fd, static_cast<char*>(buf) + got, n - got, (flags & ~MSG_WAITALL) | extra);
     });
-    if (r < 0) return got > 0 ? static_cast<ssize_t>(got) : -1;
+    if (r < 0) {
+      if (got == 0) return -1;
+      errno = saved;  // what had arrived is the result: a success leaves errno alone
+      return static_cast<ssize_t>(got);
+    }
     if (r == 0) break;
     got += static_cast<std::size_t>(r);
   }

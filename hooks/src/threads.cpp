@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <setjmp.h>
+#include <stdarg.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -115,6 +116,7 @@ struct green_thread {
   __pthread_unwind_buf_t* cleanup_top = nullptr;  // C cleanup handlers, innermost first
   void* exit_value = nullptr;                      // while they run
   char name[16] = {};
+  pid_t tid = 0;  // its gettid(): an id of its own (see first_green_tid)
   std::vector<specific_slot> specific;
   signals::thread_state signals;
   green_thread* here_prev = nullptr;  // the green threads of this OS thread (signal delivery walks them)
@@ -133,6 +135,15 @@ union record_slot {
 static_assert(sizeof(green_thread) <= 256);
 
 constexpr std::size_t region_bytes = std::size_t{1} << 30;
+
+// Thread ids. The kernel knows only the OS thread, yet every thread natively
+// has an id of its own (gettid, Python's threading.get_native_id), and
+// programs tell threads apart by it. A green thread's id counts up from
+// PID_MAX_LIMIT (2^22), the largest process or thread id Linux hands out, so
+// it never names a real process or OS thread; tgkill of it reaches the green
+// thread. main keeps the OS thread's id (the process id, for the first).
+constexpr pid_t first_green_tid = 4194304;
+std::atomic<pid_t> next_green_tid{first_green_tid};
 record_slot* region = nullptr;
 std::atomic<bool> region_lock{false};
 record_slot* free_slots = nullptr;
@@ -180,6 +191,25 @@ green_thread* green_of(pthread_t t) noexcept {
   if (region == nullptr || a < base || a >= base + region_bytes || (a - base) % sizeof(record_slot) != 0) return nullptr;
   auto* g = reinterpret_cast<green_thread*>(a);
   return g->magic == record_magic ? g : nullptr;
+}
+
+// kill_green_tid is pthread_kill of the live green thread whose id is tid:
+// 0, or the error (ESRCH when there is none, EINVAL for a bad signal).
+int kill_green_tid(pid_t tid, int sig) noexcept {
+  green_thread* found = nullptr;
+  {
+    const region_guard hold;
+    for (std::size_t i = 0; region != nullptr && i < used_slots; ++i) {
+      green_thread& t = region[i].t;
+      if (t.magic == record_magic && t.tid == tid &&
+          (t.flags.load(std::memory_order_acquire) & (green_thread::finished | green_thread::vanished)) == 0) {
+        found = &t;
+        break;
+      }
+    }
+  }
+  if (found == nullptr) return ESRCH;
+  return ::pthread_kill(reinterpret_cast<pthread_t>(found), sig);
 }
 
 // The green threads running on this OS thread, for the signal drain. Only
@@ -400,6 +430,7 @@ void after_fork_in_child() noexcept {
   if (self != nullptr) {
     self->here_prev = self->here_next = nullptr;
     here_head = self;
+    self->tid = os_tid();  // the child's only thread: natively its id is the child's process id
   }
   region_lock.store(false, std::memory_order_relaxed);  // a vanished OS thread may have held it
   for (std::size_t i = 0; region != nullptr && i < used_slots; ++i) {
@@ -535,6 +566,7 @@ int pthread_create(pthread_t* out, const pthread_attr_t* attr, void* (*start)(vo
   t->hub = detail::tls_hub;
   t->hub_handle = &grove::hub::current();
   t->os_thread = real_pthread_self()();
+  t->tid = next_green_tid.fetch_add(1, std::memory_order_relaxed);
   t->stack_size = stack;
   t->guard_size = guard;
   if (detach == PTHREAD_CREATE_DETACHED) t->flags.store(green_thread::detached);
@@ -706,6 +738,39 @@ int pthread_kill(pthread_t id, int sig) noexcept {
   // SIGKILL, SIGSTOP and the synchronous signals act on the whole process anyway.
   if (signals::synchronous(sig) || sig == SIGKILL || sig == SIGSTOP) return real_pthread_kill()(t->os_thread, sig);
   return signals::send_to_thread(t->signals, sig, t->hub == detail::tls_hub, t->hub_handle);
+}
+
+// gettid, tgkill and syscall(SYS_gettid / SYS_tgkill / SYS_tkill): a green
+// thread's id is its own (first_green_tid), and a signal sent to that id goes
+// to that green thread as pthread_kill sends it. Every other system call goes
+// to the kernel as it came.
+pid_t gettid() noexcept {
+  if (green_thread* t = current_green(); t != nullptr) return t->tid;
+  return real_gettid()();
+}
+
+int tgkill(pid_t pid, pid_t tid, int sig) noexcept {
+  if (tid < first_green_tid || pid != ::getpid()) return real_tgkill()(pid, tid, sig);
+  const int code = kill_green_tid(tid, sig);
+  if (code == 0) return 0;
+  errno = code;
+  return -1;
+}
+
+long syscall(long number, ...) noexcept {
+  va_list ap;
+  va_start(ap, number);
+  long a[6];
+  for (long& x : a) x = va_arg(ap, long);  // as glibc's syscall, whatever the call takes: six registers
+  va_end(ap);
+  if (number == SYS_gettid) return gettid();
+  if (number == SYS_tgkill && a[1] >= first_green_tid && a[0] == ::getpid()) {
+    return tgkill(static_cast<pid_t>(a[0]), static_cast<pid_t>(a[1]), static_cast<int>(a[2]));
+  }
+  if (number == SYS_tkill && a[0] >= first_green_tid) {
+    return tgkill(::getpid(), static_cast<pid_t>(a[0]), static_cast<int>(a[1]));
+  }
+  return real_syscall()(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
 int pthread_cancel(pthread_t id) {

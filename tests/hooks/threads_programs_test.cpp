@@ -290,8 +290,8 @@ TEST_CASE(
 
 TEST_CASE(
     "a process-directed signal interrupts the thread that does not block it, pthread_kill only the thread it "
-    "names, masks and pending signals are per thread, and sigsuspend, pause and sigpause wait in their thread "
-    "alone, natively and under grove-run") {
+    "names, masks and pending signals are per thread, each thread has an id of its own that tgkill reaches, and "
+    "sigsuspend, pause and sigpause wait in their thread alone, natively and under grove-run") {
   const runs r = same_natively_and_under_grove_run("thr_signals");
   CHECK(r.native.result.out.find("in recv, no SA_RESTART: recv -1 EINTR, handler ran in it: 1\n") !=
         std::string::npos);
@@ -299,8 +299,13 @@ TEST_CASE(
   CHECK(r.native.result.out.find("threads interrupted 1, thread 42 interrupted 1, handler ran in it: 1\n") !=
         std::string::npos);
   CHECK(r.native.result.out.find("handler ran in b: 1\n") != std::string::npos);
-  CHECK(r.native.result.out.find("pthread_kill to main in send: sent part 1, handler ran in main: 1\n") !=
+  CHECK(r.native.result.out.find("pthread_kill to main in send: sent part 1, handler ran in main: 1, errno left alone: 1\n") !=
         std::string::npos);
+  CHECK(r.native.result.out.find("main's is the process id: 1, 20 threads with ids of their own: 1\n") !=
+        std::string::npos);
+  CHECK(r.native.result.out.find("tgkill of thread 7's id: 0, its read -1 EINTR, handler ran in it: 1, the others "
+                                 "read: 1\n") != std::string::npos);
+  CHECK(r.native.result.out.find("tgkill of an id whose thread ended: -1 ESRCH\n") != std::string::npos);
   for (const char* wait : {"sigsuspend", "pause", "sigpause", "BSD sigpause"}) {
     CAPTURE(wait);
     CHECK(r.native.result.out.find(std::string(wait) +

@@ -83,7 +83,9 @@ joined join(pthread_t t) {
 
 }  // namespace
 
-TEST_CASE("pthread_create in main makes green threads: one OS thread, a pthread_self each, join returns the value") {
+TEST_CASE(
+    "pthread_create in main makes green threads: one OS thread, a pthread_self and a gettid each, join returns the "
+    "value") {
   grove::hub::current();
   const long main_tid = os_tid();
   const int threads_before = os_threads_in_process();
@@ -114,16 +116,19 @@ TEST_CASE("pthread_create in main makes green threads: one OS thread, a pthread_
                 &args[i]) == 0);
   }
   std::set<pthread_t> selves;
+  std::set<long> tids;
   for (long i = 0; i < 100; ++i) {
     const joined j = join(ids[i]);
     CHECK(j.rc == 0);
     CHECK(reinterpret_cast<long>(j.value) == i * 2);
-    CHECK(seen[i].tid == main_tid);
+    CHECK(seen[i].tid != main_tid);  // an id of its own, though on main's OS thread (the count below)
+    tids.insert(seen[i].tid);
     CHECK(::pthread_equal(seen[i].self, ids[i]));
     CHECK(seen[i].threads == threads_before);
     selves.insert(seen[i].self);
   }
   CHECK(selves.size() == 100);
+  CHECK(tids.size() == 100);
   CHECK(selves.count(::pthread_self()) == 0);
 }
 

@@ -4,10 +4,11 @@
  * the call goes on with it); pthread_kill interrupts only the thread it names
  * (one of 100 blocked in read, or main blocked in send); masks are per
  * thread; a signal pthread_kill sends to a thread that blocks it stays
- * pending for that thread alone until it unblocks it; sigwait in a thread of its own takes signals every thread
- * blocks; sigsuspend, pause and sigpause wait in one thread while the others
- * run, until a signal sent to that thread. The output is the same natively
- * and under grove-run. */
+ * pending for that thread alone until it unblocks it; sigwait in a thread of
+ * its own takes signals every thread blocks; every thread has an id of its
+ * own (gettid), and tgkill of it interrupts only that thread; sigsuspend,
+ * pause and sigpause wait in one thread while the others run, until a signal
+ * sent to that thread. The output is the same natively and under grove-run. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "thr_common.h"
@@ -276,14 +278,69 @@ static void pthread_kill_main(void) {
   pthread_create(&t, NULL, kill_main, NULL);
   const size_t size = 4 << 20;
   char* data = calloc(1, size);
+  errno = 0;
   const ssize_t sent = send(sv[0], data, size, 0);
-  printf("pthread_kill to main in send: sent part %d, handler ran in main: %d\n", sent > 0 && (size_t)sent < size,
-         handled == SIGUSR2 && pthread_equal(handled_in, main_thread));
+  printf("pthread_kill to main in send: sent part %d, handler ran in main: %d, errno left alone: %d\n",
+         sent > 0 && (size_t)sent < size, handled == SIGUSR2 && pthread_equal(handled_in, main_thread), errno == 0);
   shutdown(sv[0], SHUT_WR);
   pthread_join(t, NULL);
   free(data);
   close(sv[0]);
   close(sv[1]);
+}
+
+/* --- thread ids: one each, and tgkill reaches the thread it names --- */
+
+enum { id_threads = 20 };
+static pid_t ids[id_threads];
+static int id_pipes[id_threads][2];
+static long id_read[id_threads];
+static int id_errno[id_threads];
+
+static void* id_reader(void* arg) {
+  const long i = (long)arg;
+  ids[i] = gettid();
+  if (syscall(SYS_gettid) != ids[i]) ids[i] = -1;
+  char c;
+  id_read[i] = read(id_pipes[i][0], &c, 1);
+  id_errno[i] = errno;
+  return NULL;
+}
+
+static void thread_ids(void) {
+  handle(SIGUSR1, 0);
+  handled = 0;
+  pthread_t t[id_threads];
+  for (long i = 0; i < id_threads; ++i) {
+    if (pipe(id_pipes[i]) != 0) exit(1);
+    pthread_create(&t[i], NULL, id_reader, (void*)i);
+  }
+  usleep(100000);
+  int distinct = 1;
+  for (int i = 0; i < id_threads; ++i) {
+    for (int j = 0; j < i; ++j) distinct &= ids[i] != ids[j];
+    distinct &= ids[i] > 0 && ids[i] != getpid();
+  }
+  printf("thread ids: main's is the process id: %d, %d threads with ids of their own: %d\n", gettid() == getpid(),
+         id_threads, distinct);
+  const int r = (int)syscall(SYS_tgkill, getpid(), ids[7], SIGUSR1);
+  usleep(100000);
+  for (int i = 0; i < id_threads; ++i) {
+    if (i != 7 && write(id_pipes[i][1], "x", 1) != 1) exit(1);
+  }
+  int others_read = 1;
+  for (int i = 0; i < id_threads; ++i) {
+    pthread_join(t[i], NULL);
+    if (i != 7) others_read &= id_read[i] == 1;
+  }
+  printf("tgkill of thread 7's id: %d, its read %ld %s, handler ran in it: %d, the others read: %d\n", r, id_read[7],
+         error_name(id_read[7] < 0 ? id_errno[7] : 0), handled == SIGUSR1 && pthread_equal(handled_in, t[7]), others_read);
+  const int gone = tgkill(getpid(), ids[3], SIGUSR1);
+  printf("tgkill of an id whose thread ended: %d %s\n", gone, error_name(gone == 0 ? 0 : errno));
+  for (int i = 0; i < id_threads; ++i) {
+    close(id_pipes[i][0]);
+    close(id_pipes[i][1]);
+  }
 }
 
 /* --- sigsuspend, pause and sigpause wait in their thread alone --- */
@@ -339,6 +396,7 @@ int main(void) {
   directed_and_blocked();
   sigwait_thread();
   pthread_kill_main();
+  thread_ids();
   suspended_threads();
   return 0;
 }
