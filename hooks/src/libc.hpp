@@ -19,12 +19,14 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/msg.h>
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/sem.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -61,6 +63,15 @@ namespace grove::hooks {
   X(sendfile, ssize_t (*)(int, int, off_t*, size_t))                                                              \
   X(sendfile64, ssize_t (*)(int, int, off64_t*, size_t))                                                          \
   X(close, int (*)(int))                                                                                          \
+  X(close_range, int (*)(unsigned int, unsigned int, int))                                                        \
+  X(closefrom, void (*)(int))                                                                                     \
+  X(epoll_create1, int (*)(int))                                                                                  \
+  X(eventfd, int (*)(unsigned int, int))                                                                          \
+  X(fstat, int (*)(int, struct stat*))                                                                            \
+  X(fstat64, int (*)(int, struct stat64*))                                                                        \
+  X(fstatat, int (*)(int, const char*, struct stat*, int))                                                        \
+  X(fstatat64, int (*)(int, const char*, struct stat64*, int))                                                    \
+  X(statx, int (*)(int, const char*, int, unsigned int, struct statx*))                                           \
   X(shutdown, int (*)(int, int))                                                                                  \
   X(dup, int (*)(int))                                                                                            \
   X(dup2, int (*)(int, int))                                                                                      \

@@ -33,6 +33,7 @@
 
 #include "context.hpp"
 #include "fd_table.hpp"
+#include "hub_fds.hpp"
 #include "libc.hpp"
 #include "locks.hpp"
 #include "signals.hpp"
@@ -558,6 +559,10 @@ ssize_t sendfile64(int out, int in, off64_t* offset, size_t count) {
 }
 
 int close(int fd) {
+  if (closing_hub_fd(fd)) {  // the hub's own: natively not open
+    errno = EBADF;
+    return -1;
+  }
   // Wake the tasks that wait on fd (EBADF) before the number can be reused.
   grove::notify_close(fd);
   forget(fd);
@@ -566,13 +571,24 @@ int close(int fd) {
 
 int shutdown(int fd, int how) noexcept { return real_shutdown()(fd, how); }
 
+// The hub's own descriptors are closed to the program (hub_fds.hpp): dup and
+// fcntl of one fail with EBADF; dup2 onto one fails with EBUSY, as the kernel
+// says of a number another thread is opening, and leaves the hub's alone.
+static int hidden_error(int code) noexcept {
+  errno = code;
+  return -1;
+}
+
 int dup(int fd) noexcept {
+  if (hidden(fd)) return hidden_error(EBADF);
   const int r = real_dup()(fd);
   if (r >= 0) forget(r);
   return r;
 }
 
 int dup2(int fd, int to) noexcept {
+  if (hidden(fd)) return hidden_error(EBADF);
+  if (hidden(to)) return hidden_error(EBUSY);
   if (fd != to) {
     grove::notify_close(to);
     forget(to);
@@ -581,6 +597,8 @@ int dup2(int fd, int to) noexcept {
 }
 
 int dup3(int fd, int to, int flags) noexcept {
+  if (hidden(fd)) return hidden_error(EBADF);
+  if (hidden(to)) return hidden_error(EBUSY);
   if (fd != to) {
     grove::notify_close(to);
     forget(to);
@@ -595,6 +613,7 @@ int fcntl(int fd, int cmd, ...) {
   va_start(ap, cmd);
   void* arg = va_arg(ap, void*);
   va_end(ap);
+  if (hidden(fd)) return hidden_error(EBADF);
   return file_control(real_fcntl(), fd, cmd, arg);
 }
 
@@ -607,6 +626,7 @@ int fcntl64(int fd, int cmd, ...) {
   va_start(ap, cmd);
   void* arg = va_arg(ap, void*);
   va_end(ap);
+  if (hidden(fd)) return hidden_error(EBADF);
   return file_control(real_fcntl64(), fd, cmd, arg);
 }
 

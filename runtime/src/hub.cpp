@@ -23,6 +23,7 @@
 namespace grove::detail {
 
 constinit thread_local hub_core* tls_hub __attribute__((tls_model("initial-exec"))) = nullptr;
+constinit thread_local bool making_hub_descriptors __attribute__((tls_model("initial-exec"))) = false;
 
 namespace {
 
@@ -62,10 +63,13 @@ hub_state::hub_state() : public_hub(*this) {
   thread_state& t = current_state();
   ts = &t;
   pid = ::getpid();
-  loop = ev_loop_new(EVFLAG_AUTO);
-  if (loop == nullptr) throw error("grove: cannot create the hub's event loop (ev_loop_new failed)");
-  ev_async_init(&async, on_async);
-  ev_async_start(loop, &async);
+  {
+    const hub_descriptors_scope own;
+    loop = ev_loop_new(EVFLAG_AUTO);
+    if (loop == nullptr) throw error("grove: cannot create the hub's event loop (ev_loop_new failed)");
+    ev_async_init(&async, on_async);
+    ev_async_start(loop, &async);  // libev makes its wake-up eventfd here
+  }
   ev_unref(loop);  // posts alone do not keep the loop alive (see idle())
   // The hub runs callbacks and posts: give it at least the default stack.
   const std::size_t stack = std::max<std::size_t>(default_stack_size(), 256 * 1024);
@@ -112,7 +116,10 @@ hub_state::~hub_state() {
   release(greenlet);
   stop_unwatched(*this);
   ev_async_stop(loop, &async);
-  ev_loop_destroy(loop);
+  {
+    const hub_descriptors_scope own;
+    ev_loop_destroy(loop);
+  }
   tls_hub = nullptr;
 }
 
@@ -314,6 +321,7 @@ void keep_only_current_after_fork() noexcept {
 
   // A new loop: the old one holds the vanished greenlets' timers and watchers.
   struct ev_loop* old = h.loop;
+  const hub_descriptors_scope own;  // the new loop's descriptors, and the old one's closed
   struct ev_loop* fresh = ev_loop_new(EVFLAG_AUTO);
   if (fresh == nullptr) {
     report("cannot create a new event loop for the hub in a child of fork (ev_loop_new failed)");

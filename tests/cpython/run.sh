@@ -65,8 +65,8 @@ extra_flags() {
 
 # grove_known_limits MODULE prints, one a line, regrtest's -i flags for the
 # cases of MODULE that test what grove-run documents it does not do (README,
-# *Limits and caveats*). Each is named with the limit it meets; the rest of
-# the module must pass under grove-run, and the whole module natively.
+# *Limits and caveats*: no preemption). The rest of the module must pass under
+# grove-run, and the whole module natively.
 grove_known_limits() {
   case $1 in
     # No preemption: a pure-Python loop that waits for another thread to run
@@ -81,9 +81,6 @@ grove_known_limits() {
       ;;
     test_signal) printf '%s\n' -i '*test_stress_modifying_handlers' ;;
     test_threading) printf '%s\n' -i '*test_can_interrupt_tight_loops' ;;
-    # The hub's own epoll and eventfd descriptors are the child's too: a child
-    # that lists its open descriptors sees two more.
-    test_subprocess) printf '%s\n' -i '*test_pass_fds_redirected' ;;
   esac
 }
 

@@ -411,3 +411,19 @@ TEST_CASE(
   CHECK(r.green.peak_threads >= 1);
   CHECK(r.green.peak_threads <= green_os_threads_at_most);
 }
+
+TEST_CASE(
+    "a program sees only its own descriptors and may close every one it did not open (close_range, closefrom, "
+    "close in a loop), then its threads still sleep together, natively and under grove-run") {
+  const runs r = same_natively_and_under_grove_run("thr_fds");
+  const std::string& out = r.native.result.out;
+  CHECK(out.find("first open got: ") != std::string::npos);  // the same number both ways (above)
+  CHECK(out.find("after close_range: 0 1 2\n") != std::string::npos);
+  CHECK(out.find("close of 3 to 1023 one by one closed: 0\n") != std::string::npos);
+  CHECK(out.find("wrote 5 through 3, read 5: via 3\n") != std::string::npos);
+  CHECK(out.find("after closefrom(3): 0 1 2\n") != std::string::npos);
+  CHECK(out.find("disagree") == std::string::npos);
+  CHECK(out.find("together after close_range: yes\nclose") != std::string::npos);
+  CHECK(out.find("together after closing one by one: yes\n") != std::string::npos);
+  CHECK(out.find("together after closefrom: yes\n") != std::string::npos);
+}

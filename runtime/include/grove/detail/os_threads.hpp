@@ -25,6 +25,22 @@ struct helper_thread_scope {
   unsigned long saved_mask;  // the creating thread's signal mask, in the kernel's form
 };
 
+// making_hub_descriptors is true while grove creates or destroys a hub's own
+// descriptors (its libev loop's epoll set and wake-up eventfd) on this thread.
+// The hooks move the descriptors made meanwhile out of the program's way (to
+// high numbers) and keep the program's own calls off them: natively the
+// program has no such descriptors.
+extern constinit thread_local bool making_hub_descriptors __attribute__((tls_model("initial-exec")));
+
+// hub_descriptors_scope sets making_hub_descriptors for its lifetime.
+struct hub_descriptors_scope {
+  hub_descriptors_scope() noexcept : was(making_hub_descriptors) { making_hub_descriptors = true; }
+  ~hub_descriptors_scope() { making_hub_descriptors = was; }
+  hub_descriptors_scope(const hub_descriptors_scope&) = delete;
+  hub_descriptors_scope& operator=(const hub_descriptors_scope&) = delete;
+  bool was;
+};
+
 // thread_sigmask changes the calling OS thread's signal mask with the system
 // call itself (as pthread_sigmask does natively), whatever the hooks have made
 // of pthread_sigmask: grove's own code uses it where the kernel's mask matters.
