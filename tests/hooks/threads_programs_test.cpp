@@ -99,18 +99,24 @@ runs same_natively_and_under_grove_run(const std::string& name) {
   return r;
 }
 
+// serves_500_clients checks a thr_echo.c build: every client's echoes right,
+// 500 clients, 500 connection threads, the server thread and main natively
+// (and with --threads=native), one OS thread (or a helper or two) green.
+void serves_500_clients(const char* program) {
+  const runs r = same_natively_and_under_grove_run(program);
+  CHECK(r.native.result.out.find("clients with every echo right: 500\n") != std::string::npos);
+  CHECK(r.native.peak_threads >= 1000);
+  CHECK(r.grove_native.peak_threads >= 1000);
+  CHECK(r.green.peak_threads >= 1);
+  CHECK(r.green.peak_threads <= green_os_threads_at_most);
+}
+
 }  // namespace
 
 TEST_CASE(
     "a thread-per-connection echo server with 500 clients behaves the same natively and under grove-run, "
     "on one OS thread") {
-  const runs r = same_natively_and_under_grove_run("thr_echo");
-  CHECK(r.native.result.out.find("clients with every echo right: 500\n") != std::string::npos);
-  // 500 clients, 500 connection threads, the server thread and main.
-  CHECK(r.native.peak_threads >= 1000);
-  CHECK(r.grove_native.peak_threads >= 1000);
-  CHECK(r.green.peak_threads >= 1);
-  CHECK(r.green.peak_threads <= green_os_threads_at_most);
+  serves_500_clients("thr_echo");
 }
 
 TEST_CASE(
@@ -405,11 +411,7 @@ TEST_CASE(
 TEST_CASE(
     "a thread-per-connection server written with fdopen, fgets and fprintf serves 500 clients the same "
     "natively and under grove-run, on one OS thread") {
-  const runs r = same_natively_and_under_grove_run("thr_stdio_echo");
-  CHECK(r.native.result.out.find("clients with every echo right: 500\n") != std::string::npos);
-  CHECK(r.native.peak_threads >= 1000);
-  CHECK(r.green.peak_threads >= 1);
-  CHECK(r.green.peak_threads <= green_os_threads_at_most);
+  serves_500_clients("thr_stdio_echo");
 }
 
 TEST_CASE(
