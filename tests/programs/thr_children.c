@@ -138,6 +138,7 @@ static void wait_family(void) {
   pid = fork();
   if (pid == 0) {
     raise(SIGSTOP);
+    usleep(200000); /* continued: the parent's WCONTINUED wait sees that before the exit */
     _exit(8);
   }
   got = waitpid(pid, &status, WUNTRACED);
