@@ -25,26 +25,33 @@ void usage(std::FILE* to) {
       "it. Its pthreads become green threads: grove tasks on that one OS thread.\n"
       "Equivalent to LD_PRELOAD=.../libgrove-preload.so.\n"
       "\n"
-      "options (each sets the environment variable named after it):\n"
+      "options (each sets the environment variable named after it; the default is\n"
+      "what applies when neither the option nor the variable is given):\n"
       "  --threads=MODE         GROVE_THREADS: green (default: pthreads become grove\n"
       "                         tasks on one OS thread) or native (they stay OS threads)\n"
-      "  --stack-size=SIZE      GROVE_STACK_SIZE: stack of each grove task (e.g. 256K, 1M);\n"
-      "                         a green thread's stack is the one its pthread attributes\n"
-      "                         ask for (8M by default, as glibc's)\n"
-      "  --stack-mode=MODE      GROVE_STACK_MODE: guarded (default) or dense\n"
+      "  --stack-size=SIZE      GROVE_STACK_SIZE: stack of each grove task, bytes with\n"
+      "                         an optional K, M or G (default 256K); a green thread's\n"
+      "                         stack is the one its pthread attributes ask for (8M by\n"
+      "                         default, as glibc's)\n"
+      "  --stack-mode=MODE      GROVE_STACK_MODE: guarded (default: a guard page below\n"
+      "                         each stack) or dense (no guard page, no mapping each)\n"
       "  --threadpool-size=N    GROVE_THREADPOOL_SIZE: threads for DNS and other\n"
       "                         blocking work (1-1024, default 10)\n"
       "  --resolver=MODE        GROVE_RESOLVER: auto (default: name lookups on the hub\n"
       "                         when nsswitch.conf's hosts line is `files dns`, else on\n"
       "                         the thread pool), ares (always on the hub) or thread\n"
       "  --monitor-ms=N         GROVE_MONITOR_MS: report on stderr when the hub is held\n"
-      "                         for N ms by code that never yields\n"
-      "  --dump-on-signal=SIG   GROVE_DUMP_ON_SIGNAL: print every task on SIG\n"
+      "                         for N ms by code that never yields (default off)\n"
+      "  --dump-on-signal=SIG   GROVE_DUMP_ON_SIGNAL: print every task on SIG (USR1,\n"
+      "                         SIGUSR2, 10...; default off)\n"
       "  --no-inherit           GROVE_INHERIT=0: programs PROGRAM starts with exec run\n"
-      "                         without grove (by default they inherit it)\n"
+      "                         without grove (default GROVE_INHERIT=1: they inherit it)\n"
       "  -h, --help             print this and exit\n"
+      "  --version              print grove-run's version and exit\n"
       "  --                     end of options\n"
       "\n"
+      "GROVE_PRELOAD names libgrove-preload.so when it is neither beside grove-run nor\n"
+      "in ../lib (default: found there).\n"
       "A bad option or GROVE_* value prints a message and exits with status 2.\n",
       to);
 }
@@ -99,6 +106,10 @@ int main(int argc, char** argv) {
     }
     if (arg == "-h" || arg == "--help") {
       usage(stdout);
+      return 0;
+    }
+    if (arg == "--version") {
+      std::printf("grove-run %s\n", GROVE_VERSION);
       return 0;
     }
     if (arg == "--no-inherit") {

@@ -133,11 +133,23 @@ TEST_CASE("under grove-run a fortified read (__read_chk) waits in the hub's epol
   CHECK(native_out.find("read 12 bytes from stdin") != std::string::npos);
 }
 
-TEST_CASE("grove-run --help explains the options; a bad option or setting exits 2 with a message") {
+TEST_CASE(
+    "grove-run --help names every setting with its default, --version says the version; a bad option or "
+    "setting exits 2 with a message") {
   const run_result help = run_program({grove_run, "--help"});
   CHECK(help.exit_code == 0);
   CHECK(help.out.find("usage: grove-run") != std::string::npos);
-  CHECK(help.out.find("--stack-size") != std::string::npos);
+  for (const char* setting : {"GROVE_THREADS", "GROVE_STACK_SIZE", "GROVE_STACK_MODE", "GROVE_THREADPOOL_SIZE",
+                              "GROVE_RESOLVER", "GROVE_MONITOR_MS", "GROVE_DUMP_ON_SIGNAL", "GROVE_INHERIT",
+                              "GROVE_PRELOAD"}) {
+    CAPTURE(setting);
+    const auto at = help.out.find(setting);
+    REQUIRE(at != std::string::npos);
+    CHECK(help.out.find("default", at) < help.out.find("\n  -", at));  // its default, before the next option
+  }
+  const run_result version = run_program({grove_run, "--version"});
+  CHECK(version.exit_code == 0);
+  CHECK(version.out.rfind("grove-run 0.", 0) == 0);
   const run_result bad_option = run_program({grove_run, "--frobnicate", "/bin/true"});
   CHECK(bad_option.exit_code == 2);
   CHECK(bad_option.out.find("unknown option --frobnicate") != std::string::npos);
