@@ -2,13 +2,16 @@
 # test.sh — grove's whole test suite, from a fresh Debian 12 machine.
 #
 # Installs missing Debian packages, then builds and runs:
-#   1. the normal build (RelWithDebInfo): every test, the install/consumer test
+#   1. the normal build (GCC, RelWithDebInfo): every test, the install/consumer test
 #   2. CPython's own regression tests (tests/cpython/run.sh), natively and under
 #      the normal build's grove-run: what passes natively must pass under it
-#   3. ASan + UBSan: every test
+#   3. ASan + UBSan (GCC, Debug): every test
 #   4. valgrind memcheck over the normal build's runtime tests: zero errors
 #   5. TSan: the cross-thread tests, and green pthreads shared with OS threads
-# Build trees live in build/<kind>; a second run reuses them.
+#   6. Release (GCC, -O3): every test
+#   7. clang (Debian's, RelWithDebInfo): every test
+# Every build makes warnings errors (GROVE_WERROR). Build trees live in
+# build/<kind>; a second run reuses them.
 set -euo pipefail
 cd "$(dirname "$0")"
 source cmake/debian-deps.sh
@@ -34,7 +37,7 @@ stage() {
 build() {  # build DIR [cmake options...]
   local dir=$1
   shift
-  cmake -S . -B "$dir" "$@" >/dev/null && cmake --build "$dir" -j "$jobs"
+  cmake -S . -B "$dir" -DGROVE_WERROR=ON "$@" >/dev/null && cmake --build "$dir" -j "$jobs"
 }
 
 normal() {
@@ -66,11 +69,24 @@ tsan() {
     GROVE_THREADS=green TSAN_OPTIONS=halt_on_error=1 build/tsan/tests/thread_hooks_tests
 }
 
+release() {
+  build build/gcc-release -DCMAKE_BUILD_TYPE=Release -DGROVE_EXAMPLES=ON -DGROVE_BENCH=ON &&
+    ctest --test-dir build/gcc-release --output-on-failure
+}
+
+clang_build() {
+  build build/clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+    -DGROVE_EXAMPLES=ON -DGROVE_BENCH=ON &&
+    ctest --test-dir build/clang --output-on-failure
+}
+
 stage "normal build" normal
 stage "CPython regression tests under grove-run" cpython
 stage "ASan+UBSan build" asan
 stage "valgrind memcheck" memcheck
 stage "TSan, cross-thread tests" tsan
+stage "Release build (GCC -O3)" release
+stage "clang build" clang_build
 
 echo
 echo "grove: $passed passed, $failed failed"

@@ -3,7 +3,7 @@
 # if any are missing. Sourced by demo.sh and test.sh; safe to run again.
 set -euo pipefail
 
-grove_packages=(g++ cmake make pkg-config libboost-context-dev libev-dev libc-ares-dev doctest-dev valgrind
+grove_packages=(g++ clang cmake make pkg-config libboost-context-dev libev-dev libc-ares-dev doctest-dev valgrind
   libhiredis-dev redis-server libpq-dev postgresql libcurl4-openssl-dev
   curl wget netcat-openbsd redis-tools python3 libpython3.11-testsuite siege xz-utils)
 

@@ -12,8 +12,9 @@ using namespace std::chrono_literals;
 int main() {
   bool done = false;
   auto ticker = grove::spawn([&] {
-    for (int tick = 1; !done; ++tick) {
-      std::printf("tick %d\n", tick);
+    int tick = 0;
+    while (!done) {  // done is set by main while this task sleeps
+      std::printf("tick %d\n", ++tick);
       grove::sleep(100ms);
     }
   });

@@ -43,6 +43,9 @@
 // comes here for the turn. glibc's lock is also held for the whole call, as
 // glibc holds it, so an OS thread using the same FILE waits for it.
 #undef _FORTIFY_SOURCE  // our own definitions must not meet glibc's fortify wrappers
+#ifndef __NO_INLINE__
+#define __NO_INLINE__ 1  // nor glibc's inline getchar, putc_unlocked... (<bits/stdio.h>), which clang rejects
+#endif
 
 #include <poll.h>
 #include <stdarg.h>

@@ -625,7 +625,7 @@ int pthread_detach(pthread_t id) {
   return 0;
 }
 
-[[noreturn]] void pthread_exit(void* value) {
+void pthread_exit(void* value) {  // noreturn, as <pthread.h> declares it
   if (green_thread* t = current_green(); t != nullptr && !t->exiting) unwind_green(value);
   if (cooperative() && detail::tls_hub->ts->current->is_main) {
     // main leaves: natively its key destructors run, and the process lives on
@@ -749,7 +749,7 @@ pid_t gettid() noexcept {
   return real_gettid()();
 }
 
-int tgkill(pid_t pid, pid_t tid, int sig) noexcept {
+int tgkill(pid_t pid, pid_t tid, int sig) {
   if (tid < first_green_tid || pid != ::getpid()) return real_tgkill()(pid, tid, sig);
   const int code = kill_green_tid(tid, sig);
   if (code == 0) return 0;

@@ -28,6 +28,8 @@ struct free_block {
   free_block* next;
 };
 
+// Blocks go back through the unsized operator delete: clang declares the sized
+// forms only under -fsized-deallocation, and they are only a hint to free.
 struct free_lists {
   free_block* head[classes] = {};
   std::uint32_t count[classes] = {};
@@ -38,7 +40,7 @@ struct free_lists {
     for (std::size_t c = 0; c < classes; ++c) {
       while (free_block* b = head[c]) {
         head[c] = b->next;
-        ::operator delete (b, c* granule, std::align_val_t{alignof(std::max_align_t)});
+        ::operator delete(b, std::align_val_t{alignof(std::max_align_t)});
       }
     }
   }
@@ -66,12 +68,12 @@ void small_free(void* p, std::size_t n) noexcept {
   if (p == nullptr) return;
   const std::size_t c = class_of(n);
   if (c >= classes || checked_run()) {
-    ::operator delete(p, n);
+    ::operator delete(p);
     return;
   }
   free_lists& l = lists;
   if (l.count[c] >= keep_per_class) {
-    ::operator delete (p, c* granule, std::align_val_t{alignof(std::max_align_t)});
+    ::operator delete(p, std::align_val_t{alignof(std::max_align_t)});
     return;
   }
   auto* b = static_cast<free_block*>(p);

@@ -8,6 +8,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#ifdef __clang__
+/* clang (14) does not turn these calls into glibc's checking functions as GCC
+ * does: call those, as a GCC-fortified build does. */
+ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen);
+ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags);
+ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int flags, struct sockaddr* from,
+                       socklen_t* from_len);
+int __poll_chk(struct pollfd* fds, nfds_t n, int timeout, size_t fdslen);
+#define read(fd, b, n) __read_chk(fd, b, n, sizeof(b))
+#define recv(fd, b, n, flags) __recv_chk(fd, b, n, sizeof(b), flags)
+#define recvfrom(fd, b, n, flags, from, len) __recvfrom_chk(fd, b, n, sizeof(b), flags, from, len)
+#define poll(fds, n, timeout) __poll_chk(fds, n, timeout, sizeof(fds))
+#endif
+
 int main(void) {
   char buf[128];
   volatile size_t chunk = sizeof buf;

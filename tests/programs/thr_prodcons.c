@@ -103,12 +103,10 @@ int main(void) {
   for (int c = 0; c < consumers; ++c) pthread_join(ct[c], NULL);
 
   long items = 0, sum = 0, out_of_order = 0, per_producer[producers] = {0};
-  int consumers_busy = 0;
   for (int c = 0; c < consumers; ++c) {
     items += results[c].items;
     sum += results[c].sum;
     out_of_order += results[c].out_of_order;
-    consumers_busy += results[c].items > 0;
     for (int p = 0; p < producers; ++p) per_producer[p] += results[c].per_producer[p];
   }
   long expected_sum = 0;

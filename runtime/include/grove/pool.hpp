@@ -354,7 +354,7 @@ class group {
     auto fn = std::make_shared<std::decay_t<F>>(std::forward<F>(f));
     auto feeder =
         grove::spawn([st, call = detail::item_call<R, std::decay_t<F>, E>(fn),
-                      view = std::views::all(std::forward<Range>(input))]() mutable { feed<R>(*st, call, view); });
+                      view = detail::hold_range(std::forward<Range>(input))]() mutable { feed<R>(*st, call, view); });
     feeder.set_name(unordered ? "imap_unordered feeder" : "imap feeder");
     st->feeder.emplace(std::move(feeder));
     return imap_stream<R>(std::move(st));

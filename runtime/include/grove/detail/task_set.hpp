@@ -86,6 +86,31 @@ inline bool end_tasks(const std::vector<task_hold>& ts) noexcept {
 template <class Range>
 using element_t = std::remove_cvref_t<std::ranges::range_reference_t<Range>>;
 
+// held_range is what an imap stream's feeding task iterates: the caller's
+// lvalue range by reference, or an rvalue one moved in. (Not std::views::all:
+// clang 14 cannot iterate libstdc++ 12's owning_view and ref_view.)
+template <class Range>
+struct held_range {  // an rvalue range, owned
+  Range r;
+  auto begin() { return std::begin(r); }
+  auto end() { return std::end(r); }
+};
+template <class Range>
+struct held_range<Range&> {  // an lvalue range, which must outlive the stream
+  Range* r;
+  auto begin() { return std::begin(*r); }
+  auto end() { return std::end(*r); }
+};
+template <class Range>
+held_range<std::conditional_t<std::is_lvalue_reference_v<Range>, Range, std::remove_cvref_t<Range>>> hold_range(
+    Range&& r) {
+  if constexpr (std::is_lvalue_reference_v<Range>) {
+    return {&r};
+  } else {
+    return {std::move(r)};
+  }
+}
+
 // map_result_t is what f returns for one element.
 template <class F, class Range>
 using map_result_t = std::invoke_result_t<std::decay_t<F>&, element_t<Range>>;
