@@ -67,6 +67,8 @@ int floor_number() noexcept {
   return floor;
 }
 
+}  // namespace
+
 // adopt moves a hub's new descriptor up out of the program's way and hides it.
 int adopt(int fd) noexcept {
   if (fd < 0) return fd;
@@ -84,7 +86,6 @@ int adopt(int fd) noexcept {
   return kept;
 }
 
-}  // namespace
 
 bool hidden_slow(int fd) noexcept { return find(fd) >= 0 && !grove_s_own(); }
 
@@ -95,8 +96,6 @@ bool made_by_hub(bool libev_flags) noexcept {
   if (detail::making_hub_descriptors) return true;
   return libev_flags && grove_s_own();
 }
-
-int adopt_if(bool hub, int fd) noexcept { return hub ? adopt(fd) : fd; }
 
 }  // namespace hub_fds_detail
 
@@ -157,12 +156,14 @@ extern "C" {
 
 int epoll_create1(int flags) noexcept {
   const bool hub = made_by_hub(flags == EPOLL_CLOEXEC);
-  return adopt_if(hub, real_epoll_create1()(flags));
+  const int fd = real_epoll_create1()(flags);
+  return hub ? adopt(fd) : fd;
 }
 
 int eventfd(unsigned int count, int flags) noexcept {
   const bool hub = made_by_hub(flags == (EFD_CLOEXEC | EFD_NONBLOCK));
-  return adopt_if(hub, real_eventfd()(count, flags));
+  const int fd = real_eventfd()(count, flags);
+  return hub ? adopt(fd) : fd;
 }
 
 int fstat(int fd, struct stat* st) noexcept { return hidden(fd) ? bad_descriptor() : real_fstat()(fd, st); }

@@ -484,7 +484,7 @@ std::size_t take_line(FILE* fp, const fd_info& info, char* buf, std::size_t n, i
   return static_cast<std::size_t>(ptr - buf);
 }
 
-// line_buffered tells whether fgets could take its line from the buffer alone.
+// line_ready tells whether fgets could take its line from the buffer alone.
 bool line_ready(const FILE* fp, std::size_t most) noexcept {
   const std::size_t have = buffered(fp);
   return have > 0 && (have >= most || ::memchr(fp->_IO_read_ptr, '\n', have) != nullptr);
