@@ -1,14 +1,29 @@
-# cmake --install: headers, libgrove, a CMake package (find_package(grove) -> grove::grove)
-# and a pkg-config file (pkg-config --cflags --libs grove).
+# cmake --install: headers; libgrove and libgrove-hooks, shared (libgrove.so.0)
+# and static; a CMake package (find_package(grove) -> grove::grove, grove::hooks
+# and their static forms grove::grove_static, grove::hooks_static); pkg-config
+# files grove and grove-hooks; grove-run with its preload library; grove-run(1);
+# the gdb extension. Sanitizer builds install nothing: an install is never
+# instrumented.
+#
+# Components (the Debian packages, cmake/GrovePackage.cmake):
+#   runtime   libgrove.so.0, libgrove-hooks.so.0
+#   dev       headers, .so links, static libraries, CMake and pkg-config files
+#   run       grove-run, libgrove-preload.so, grove-run(1)
+#   (the gdb extension goes with runtime: it serves every program using grove)
+if(GROVE_SANITIZE)
+  return()
+endif()
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-install(TARGETS grove EXPORT groveTargets
-  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
-  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
-  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(DIRECTORY runtime/include/grove DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(EXPORT groveTargets NAMESPACE grove:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/grove)
+install(TARGETS grove_shared grove_hooks_shared EXPORT groveTargets
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT runtime NAMELINK_COMPONENT dev)
+install(TARGETS grove grove_hooks_archive grove_hooks_static EXPORT groveTargets
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev)
+install(DIRECTORY runtime/include/grove DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT dev)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/hooks/hooked.dynlist
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/grove COMPONENT dev)
+install(EXPORT groveTargets NAMESPACE grove:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/grove COMPONENT dev)
 
 configure_package_config_file(cmake/groveConfig.cmake.in
   ${CMAKE_CURRENT_BINARY_DIR}/groveConfig.cmake
@@ -19,13 +34,15 @@ install(FILES
   ${CMAKE_CURRENT_BINARY_DIR}/groveConfig.cmake
   ${CMAKE_CURRENT_BINARY_DIR}/groveConfigVersion.cmake
   cmake/FindLibev.cmake
-  DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/grove)
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/grove COMPONENT dev)
 
-# The .pc file finds its prefix relative to itself, so an install can be moved.
+# The .pc files find their prefix relative to themselves, so an install can be moved.
 file(RELATIVE_PATH GROVE_PC_TO_PREFIX "/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/")
-configure_file(cmake/grove.pc.in ${CMAKE_CURRENT_BINARY_DIR}/grove.pc @ONLY)
-install(FILES ${CMAKE_CURRENT_BINARY_DIR}/grove.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+foreach(pc grove grove-hooks)
+  configure_file(cmake/${pc}.pc.in ${CMAKE_CURRENT_BINARY_DIR}/${pc}.pc @ONLY)
+  install(FILES ${CMAKE_CURRENT_BINARY_DIR}/${pc}.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
+endforeach()
 
 # grove-run and the preload library it finds in ../lib (or ../${CMAKE_INSTALL_LIBDIR}).
-install(TARGETS grove_preload LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
-install(TARGETS grove_run RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(TARGETS grove_preload LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT run NAMELINK_SKIP)
+install(TARGETS grove_run RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT run)

@@ -34,3 +34,8 @@ namespace {
 }  // namespace
 
 }  // namespace grove::hooks
+
+// A program linking the shared libgrove-hooks is made to reference this
+// (--undefined=grove_hooks_linked), so that --as-needed never drops the library
+// even when the program calls none of the hooked functions itself.
+extern "C" [[gnu::visibility("default"), gnu::used]] const int grove_hooks_linked = 1;
