@@ -44,6 +44,8 @@ void usage(std::FILE* to) {
       "                         for N ms by code that never yields (default off)\n"
       "  --dump-on-signal=SIG   GROVE_DUMP_ON_SIGNAL: print every task on SIG (USR1,\n"
       "                         SIGUSR2, 10...; default off)\n"
+      "  --backtraces=0|1       GROVE_BACKTRACES: that dump shows each suspended task's\n"
+      "                         backtrace (default 0)\n"
       "  --no-inherit           GROVE_INHERIT=0: programs PROGRAM starts with exec run\n"
       "                         without grove (default GROVE_INHERIT=1: they inherit it)\n"
       "  -h, --help             print this and exit\n"
@@ -91,7 +93,7 @@ constexpr option_to_env valued_options[] = {
     {"--stack-size", "GROVE_STACK_SIZE"},           {"--stack-mode", "GROVE_STACK_MODE"},
     {"--threadpool-size", "GROVE_THREADPOOL_SIZE"}, {"--monitor-ms", "GROVE_MONITOR_MS"},
     {"--dump-on-signal", "GROVE_DUMP_ON_SIGNAL"},   {"--threads", "GROVE_THREADS"},
-    {"--resolver", "GROVE_RESOLVER"},
+    {"--resolver", "GROVE_RESOLVER"},               {"--backtraces", "GROVE_BACKTRACES"},
 };
 
 }  // namespace

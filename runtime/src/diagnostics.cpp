@@ -1,6 +1,11 @@
-// diagnostics.cpp — the blocking detector (GROVE_MONITOR_MS) and the task dump
-// on a signal (GROVE_DUMP_ON_SIGNAL).
+// diagnostics.cpp — the blocking detector (GROVE_MONITOR_MS), the task dump on
+// a signal (GROVE_DUMP_ON_SIGNAL) and whether dumps show backtraces
+// (GROVE_BACKTRACES).
+#include <dlfcn.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
+#include <ucontext.h>
 
 #include <chrono>
 #include <cstdio>
@@ -8,12 +13,15 @@
 #include <cstring>
 #include <iostream>
 #include <new>
+#include <sstream>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <grove/detail/os_threads.hpp>
 #include <grove/task.hpp>
 
+#include "backtrace.hpp"
 #include "greenlet_impl.hpp"
 #include "hub_state.hpp"
 #include "settings.hpp"
@@ -24,6 +32,7 @@ namespace {
 struct diagnostics_settings {
   unsigned monitor_ms = 0;
   int dump_signal = 0;
+  bool backtraces = false;
 
   diagnostics_settings() {
     if (const char* v = std::getenv("GROVE_MONITOR_MS"); v != nullptr && *v != '\0') {
@@ -37,6 +46,11 @@ struct diagnostics_settings {
     if (const char* v = std::getenv("GROVE_DUMP_ON_SIGNAL"); v != nullptr && *v != '\0') {
       dump_signal = parse_signal(v);
       if (dump_signal == 0) bad_setting("GROVE_DUMP_ON_SIGNAL", v, "not a signal; use e.g. SIGUSR1, USR2 or 10");
+    }
+    if (const char* v = std::getenv("GROVE_BACKTRACES"); v != nullptr && *v != '\0') {
+      const std::string_view b = v;
+      if (b != "0" && b != "1") bad_setting("GROVE_BACKTRACES", v, "not 0 or 1");
+      backtraces = b == "1";
     }
   }
 
@@ -66,7 +80,114 @@ std::atomic<bool> dump_signal_taken{false};
 
 void on_dump_signal(struct ev_loop*, ev_signal*, int) { dump_tasks(std::cerr); }
 
+// Sampling a stuck hub thread for the blocking monitor's report: the watchdog
+// sends the thread sample_signal; its handler copies the interrupted registers
+// and waits while the watchdog unwinds its stack (which therefore holds still),
+// then lets it go on. The signal is borrowed only while its disposition is the
+// default (the program does not use it); it is installed and sent with libc's
+// own functions, not any hooked ones, since it never concerns the program.
+const int sample_signal = SIGRTMAX;
+struct sample_slot {
+  std::mutex one_at_a_time;  // watchdogs of several hubs take turns
+  std::atomic<int> state{0};  // 0 idle, 1 asked, 2 taken (the handler holds the thread)
+  saved_registers regs;
+  sem_t taken;
+  sem_t release;
+  bool handler_installed = false;  // guarded by one_at_a_time
+  sample_slot() {
+    ::sem_init(&taken, 0, 0);
+    ::sem_init(&release, 0, 0);
+  }
+};
+sample_slot& sampler() {
+  static sample_slot* s = new sample_slot;  // never destroyed: a late signal may still look at it
+  return *s;
+}
+
+void on_sample_signal(int, siginfo_t*, void* context) {
+  sample_slot& s = sampler();
+  int asked = 1;
+  if (!s.state.compare_exchange_strong(asked, 2)) return;  // late, after the watchdog gave up
+  const int saved_errno = errno;
+  const auto& g = static_cast<ucontext_t*>(context)->uc_mcontext.gregs;
+  s.regs.pc = static_cast<std::uintptr_t>(g[REG_RIP]);
+  s.regs.sp = static_cast<std::uintptr_t>(g[REG_RSP]);
+  s.regs.rbp = static_cast<std::uintptr_t>(g[REG_RBP]);
+  s.regs.rbx = static_cast<std::uintptr_t>(g[REG_RBX]);
+  s.regs.r12 = static_cast<std::uintptr_t>(g[REG_R12]);
+  s.regs.r13 = static_cast<std::uintptr_t>(g[REG_R13]);
+  s.regs.r14 = static_cast<std::uintptr_t>(g[REG_R14]);
+  s.regs.r15 = static_cast<std::uintptr_t>(g[REG_R15]);
+  s.regs.pc_is_return_address = false;
+  ::sem_post(&s.taken);
+  while (::sem_wait(&s.release) != 0) {
+  }
+  errno = saved_errno;
+}
+
+using sigaction_fn = int (*)(int, const struct sigaction*, struct sigaction*);
+using pthread_kill_fn = int (*)(pthread_t, int);
+
+// write_stuck_backtrace writes the backtrace of thread t as it is now, or a
+// line saying why there is none. Called by a watchdog thread.
+void write_stuck_backtrace(std::ostream& out, pthread_t t) {
+  sample_slot& s = sampler();
+  const std::lock_guard<std::mutex> turn(s.one_at_a_time);
+  static const auto real_sigaction = reinterpret_cast<sigaction_fn>(::dlsym(RTLD_NEXT, "sigaction"));
+  static const auto real_pthread_kill = reinterpret_cast<pthread_kill_fn>(::dlsym(RTLD_NEXT, "pthread_kill"));
+  if (real_sigaction == nullptr || real_pthread_kill == nullptr) {
+    out << "    (no backtrace: libc's sigaction or pthread_kill not found)\n";
+    return;
+  }
+  struct sigaction now {};
+  real_sigaction(sample_signal, nullptr, &now);
+  const bool ours = (now.sa_flags & SA_SIGINFO) != 0 && now.sa_sigaction == on_sample_signal;
+  if (!ours) {
+    if (s.handler_installed || now.sa_handler != SIG_DFL) {
+      out << "    (no backtrace: the program uses SIGRTMAX, which the monitor samples the thread with)\n";
+      return;
+    }
+    struct sigaction sa {};
+    sa.sa_sigaction = on_sample_signal;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    ::sigfillset(&sa.sa_mask);
+    if (real_sigaction(sample_signal, &sa, nullptr) != 0) {
+      out << "    (no backtrace: cannot install the sampling signal's handler)\n";
+      return;
+    }
+    // Kept from now on, so that a signal that arrives after the watchdog gave
+    // up on it (the thread had it blocked) is harmless.
+    s.handler_installed = true;
+  }
+  s.state.store(1);
+  if (real_pthread_kill(t, sample_signal) != 0) {
+    s.state.store(0);
+    out << "    (no backtrace: the thread could not be signalled)\n";
+    return;
+  }
+  timespec deadline{};
+  ::clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += 2;
+  while (::sem_timedwait(&s.taken, &deadline) != 0) {
+    if (errno == EINTR) continue;
+    int asked = 1;
+    if (s.state.compare_exchange_strong(asked, 0)) {
+      out << "    (no backtrace: the thread did not take the sampling signal; it blocks SIGRTMAX)\n";
+      return;
+    }
+    // The handler took it just now: its post is on the way.
+    while (::sem_wait(&s.taken) != 0) {
+    }
+    break;
+  }
+  write_backtrace(out, s.regs, "    ");
+  s.state.store(0);
+  ::sem_post(&s.release);
+}
+
 }  // namespace
+
+bool backtraces_by_default() noexcept { return settings().backtraces; }
 
 std::string describe_greenlet(greenlet_core* g) {
   if (g == nullptr) return "an unknown greenlet";
@@ -105,10 +226,13 @@ void hub_state::start_monitor(unsigned ms) {
       }
       if (reported) continue;
       reported = true;
-      std::fprintf(stderr,
-                   "grove: blocking detected: the hub has not switched for over %u ms; %s holds it (a CPU-bound "
-                   "loop, or a blocking call that is not cooperative)\n",
-                   ms, describe_greenlet(holder).c_str());
+      std::ostringstream report;
+      report << "grove: blocking detected: the hub has not switched for over " << ms << " ms; "
+             << describe_greenlet(holder)
+             << " holds it (a CPU-bound loop, or a blocking call that is not cooperative); its thread is at:\n";
+      write_stuck_backtrace(report, thread);
+      const std::string text = report.str();
+      std::fwrite(text.data(), 1, text.size(), stderr);
       std::fflush(stderr);
     }
   });
@@ -139,6 +263,7 @@ void hub_state::restart_monitor_after_fork() noexcept {
   new (&monitor_lock) std::mutex;
   new (&monitor_wake) std::condition_variable;
   monitor_stop = false;
+  thread = ::pthread_self();
   try {
     start_monitor(settings().monitor_ms);
   } catch (const std::exception&) {

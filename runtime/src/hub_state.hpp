@@ -2,6 +2,7 @@
 #pragma once
 
 #include <ev.h>
+#include <pthread.h>
 #include <sys/types.h>
 
 #include <atomic>
@@ -91,6 +92,7 @@ struct hub_state : hub_core {
   std::vector<std::unique_ptr<fd_entry>> fds;  // by descriptor: its readiness watchers (io.cpp)
   std::vector<fd_watch*> unwatched;            // watchers whose last waiter left: stopped before the next poll
   pid_t pid = 0;                               // the process the hub belongs to (forget_fd's vfork check)
+  pthread_t thread = ::pthread_self();         // the thread it belongs to (the monitor samples it)
   bool stale_clock = true;                     // tasks ran since libev last read the clock (main has, from the start)
   std::size_t batch = 256;                     // ready greenlets run between two polls
   waiter* parked_head = nullptr;               // parked greenlets that are not tasks (see link_parked)
@@ -113,6 +115,9 @@ struct hub_state : hub_core {
 };
 
 inline hub_state& state_of(hub_core& h) noexcept { return static_cast<hub_state&>(h); }
+
+// backtraces_by_default: GROVE_BACKTRACES=1, dump_tasks(out) shows backtraces.
+bool backtraces_by_default() noexcept;
 
 // describe_greenlet names g for messages: a task's name, "the main greenlet"...
 std::string describe_greenlet(greenlet_core* g);

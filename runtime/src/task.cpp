@@ -11,6 +11,7 @@
 #include <grove/sleep.hpp>
 #include <grove/task.hpp>
 
+#include "backtrace.hpp"
 #include "greenlet_impl.hpp"
 #include "hub_state.hpp"
 #include "report.hpp"
@@ -203,7 +204,9 @@ void hub_state::unregister_task(task_base* t) noexcept {
 
 namespace grove {
 
-void dump_tasks(std::ostream& out) {
+void dump_tasks(std::ostream& out) { dump_tasks(out, detail::backtraces_by_default()); }
+
+void dump_tasks(std::ostream& out, bool backtraces) {
   detail::hub_state& h = detail::state_of(detail::current_hub());
   std::size_t n = 0;
   for (detail::task_base* t = h.tasks; t != nullptr; t = t->reg_next) ++n;
@@ -225,6 +228,10 @@ void dump_tasks(std::ostream& out) {
       out << "ready";
     }
     out << '\n';
+    detail::saved_registers regs;
+    if (backtraces && t->started && t->g != h.ts->current && detail::suspended_registers(t->g, regs)) {
+      detail::write_backtrace(out, regs, "      ");
+    }
   }
 }
 

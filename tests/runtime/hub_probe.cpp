@@ -15,14 +15,28 @@
 
 using namespace std::chrono_literals;
 
+// Named functions for the backtraces to show; the volatile store after each
+// call keeps it from being a tail call, whose frame would not be on the stack.
+volatile int after_call = 0;
+[[gnu::noinline]] void spin_in_probe() {
+  const auto t0 = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - t0 < 300ms) {
+  }
+  after_call = 1;
+}
+[[gnu::noinline]] void wait_in_probe(grove::event& e) {
+  e.wait(100ms);
+  after_call = 2;
+}
+[[gnu::noinline]] void sleep_in_probe() {
+  grove::sleep(100ms);
+  after_call = 3;
+}
+
 int main(int argc, char** argv) {
   const std::string cmd = argc > 1 ? argv[1] : "";
   if (cmd == "monitor") {
-    auto hog = grove::spawn([] {
-      const auto t0 = std::chrono::steady_clock::now();
-      while (std::chrono::steady_clock::now() - t0 < 300ms) {
-      }
-    });
+    auto hog = grove::spawn([] { spin_in_probe(); });
     hog.set_name("cpu-hog");
     hog.join();
     std::printf("done\n");
@@ -30,9 +44,9 @@ int main(int argc, char** argv) {
   }
   if (cmd == "dump") {
     grove::event never;
-    auto waiter = grove::spawn([&] { never.wait(100ms); });
+    auto waiter = grove::spawn([&] { wait_in_probe(never); });
     waiter.set_name("event-waiter");
-    auto sleeper = grove::spawn([] { grove::sleep(100ms); });
+    auto sleeper = grove::spawn([] { sleep_in_probe(); });
     sleeper.set_name("sleeper");
     grove::yield();
     ::raise(SIGUSR1);

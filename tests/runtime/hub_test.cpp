@@ -1,5 +1,6 @@
 // hub_test.cpp — the hub: scheduling order, yield, posts from other threads,
 // loop_exit, keepalive, dump_tasks, the monitor and the settings.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <sstream>
@@ -176,12 +177,62 @@ TEST_CASE_FIXTURE(leak_check, "dump_tasks lists every unfinished task with its s
   grove::joinall(std::vector<grove::task<void>>{waiting, unborn});
 }
 
-TEST_CASE_FIXTURE(leak_check, "GROVE_MONITOR_MS reports a task that holds the hub, by name") {
+namespace {
+volatile int after_call = 0;
+[[gnu::noinline]] void park_in_dump_test(grove::event& e) {
+  e.wait(1s);
+  after_call = 1;
+}
+[[gnu::noinline]] void sleep_in_dump_test() {
+  grove::sleep(1s);
+  after_call = 2;
+}
+}  // namespace
+
+TEST_CASE_FIXTURE(leak_check, "dump_tasks with backtraces shows the functions suspended tasks are parked in") {
+  grove::event never;
+  auto waiting = grove::spawn([&] { park_in_dump_test(never); });
+  waiting.set_name("parked");
+  auto sleeping = grove::spawn([] { sleep_in_dump_test(); });
+  sleeping.set_name("sleeping");
+  grove::sleep(1ms);
+  std::ostringstream out;
+  grove::dump_tasks(out, true);
+  const std::string text = out.str();
+  INFO(text);
+  const auto parked = text.find("task \"parked\"");
+  const auto sleeping_at = text.find("task \"sleeping\"");
+  REQUIRE(parked != std::string::npos);
+  REQUIRE(sleeping_at != std::string::npos);
+  // Each task's frames follow its own line: the first task's stop at the next line.
+  const auto first = std::min(parked, sleeping_at);
+  const auto second = std::max(parked, sleeping_at);
+  const std::string first_block = text.substr(first, second - first);
+  const std::string second_block = text.substr(second);
+  const std::string& park_block = parked < sleeping_at ? first_block : second_block;
+  const std::string& sleep_block = parked < sleeping_at ? second_block : first_block;
+  CHECK(park_block.find("#0 ") != std::string::npos);
+  CHECK(park_block.find("park_in_dump_test(grove::event&)") != std::string::npos);
+  CHECK(park_block.find("hub_test.cpp:") != std::string::npos);  // file and line from the debug info
+  CHECK(sleep_block.find("sleep_in_dump_test()") != std::string::npos);
+  CHECK(sleep_block.find("park_in_dump_test") == std::string::npos);
+  // Without: one line per task, as before.
+  std::ostringstream plain;
+  grove::dump_tasks(plain, false);
+  CHECK(plain.str().find("park_in_dump_test") == std::string::npos);
+  never.set();
+  sleeping.kill();
+  grove::joinall(std::vector<grove::task<void>>{waiting, sleeping});
+}
+
+TEST_CASE_FIXTURE(leak_check, "GROVE_MONITOR_MS reports a task that holds the hub, by name, with its backtrace") {
   const auto r = run_program({probe, "monitor"}, {"GROVE_MONITOR_MS=50"});
   INFO(r.out);
   CHECK(r.exit_code == 0);
   CHECK(r.out.find("blocking detected") != std::string::npos);
   CHECK(r.out.find("task \"cpu-hog\" holds it") != std::string::npos);
+  CHECK(r.out.find("spin_in_probe()") != std::string::npos);
+  CHECK(r.out.find("done\n") != std::string::npos);  // sampled, then let go on
   const auto quiet = run_program({probe, "monitor"});
   CHECK(quiet.out.find("blocking detected") == std::string::npos);
 }
@@ -192,9 +243,15 @@ TEST_CASE_FIXTURE(leak_check, "GROVE_DUMP_ON_SIGNAL prints the task dump when th
   CHECK(r.exit_code == 0);
   CHECK(r.out.find("task \"event-waiter\": blocked on event") != std::string::npos);
   CHECK(r.out.find("task \"sleeper\": blocked on sleep") != std::string::npos);
+  CHECK(r.out.find("sleep_in_probe") == std::string::npos);  // backtraces are off by default
+  const auto traced = run_program({probe, "dump"}, {"GROVE_DUMP_ON_SIGNAL=SIGUSR1", "GROVE_BACKTRACES=1"});
+  INFO(traced.out);
+  CHECK(traced.exit_code == 0);
+  CHECK(traced.out.find("sleep_in_probe()") != std::string::npos);
+  CHECK(traced.out.find("wait_in_probe(grove::event&)") != std::string::npos);
 }
 
-TEST_CASE_FIXTURE(leak_check, "bad GROVE_MONITOR_MS and GROVE_DUMP_ON_SIGNAL values are a message and exit status 2") {
+TEST_CASE_FIXTURE(leak_check, "bad GROVE_MONITOR_MS, GROVE_DUMP_ON_SIGNAL and GROVE_BACKTRACES values are a message and exit status 2") {
   auto r = run_program({probe, "start"}, {"GROVE_MONITOR_MS=soon"});
   CHECK(r.exit_code == 2);
   CHECK(r.out.find("GROVE_MONITOR_MS=\"soon\"") != std::string::npos);
@@ -203,7 +260,10 @@ TEST_CASE_FIXTURE(leak_check, "bad GROVE_MONITOR_MS and GROVE_DUMP_ON_SIGNAL val
   r = run_program({probe, "start"}, {"GROVE_DUMP_ON_SIGNAL=SIGNOPE"});
   CHECK(r.exit_code == 2);
   CHECK(r.out.find("not a signal") != std::string::npos);
-  r = run_program({probe, "start"}, {"GROVE_MONITOR_MS=100", "GROVE_DUMP_ON_SIGNAL=USR2"});
+  r = run_program({probe, "start"}, {"GROVE_BACKTRACES=yes"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.out.find("GROVE_BACKTRACES=\"yes\": not 0 or 1") != std::string::npos);
+  r = run_program({probe, "start"}, {"GROVE_MONITOR_MS=100", "GROVE_DUMP_ON_SIGNAL=USR2", "GROVE_BACKTRACES=1"});
   CHECK(r.exit_code == 0);
   CHECK(r.out == "started\n");
 }

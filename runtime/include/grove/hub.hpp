@@ -10,10 +10,14 @@
 //
 // Settings read when a thread's hub is created:
 //   GROVE_MONITOR_MS=N       a watchdog thread reports on stderr when the hub has
-//                            not switched for N ms, naming the task that holds it.
+//                            not switched for N ms, naming the task that holds it
+//                            and giving its thread's backtrace (sampled with
+//                            SIGRTMAX, when the program does not use that signal).
 //   GROVE_DUMP_ON_SIGNAL=SIG print grove::dump_tasks on stderr when the process
 //                            receives SIG (SIGUSR1, USR1 or a number); the first
 //                            thread's hub owns the signal.
+//   GROVE_BACKTRACES=0|1     dump_tasks(out) and that dump show each suspended
+//                            task's backtrace (default 0).
 // A bad value prints a message on stderr and exits with status 2.
 #pragma once
 

@@ -2,7 +2,7 @@
 //
 // grove reads each setting from the environment when it first needs it:
 //   GROVE_STACK_SIZE, GROVE_STACK_MODE     (grove/stack.hpp)
-//   GROVE_MONITOR_MS, GROVE_DUMP_ON_SIGNAL (grove/hub.hpp)
+//   GROVE_MONITOR_MS, GROVE_DUMP_ON_SIGNAL, GROVE_BACKTRACES (grove/hub.hpp)
 //   GROVE_THREADPOOL_SIZE                  (grove/thread_pool.hpp)
 // A bad value prints "grove: NAME="VALUE": why" on stderr and exits with
 // status 2, never falls back to a default.

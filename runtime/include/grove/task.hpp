@@ -316,7 +316,12 @@ std::optional<std::size_t> wait_any(const Range& tasks,
 }
 
 // dump_tasks writes one line per unfinished task of this thread's hub: its name,
-// its state (not started, ready, running, blocked) and what it waits on.
+// its state (not started, ready, running, blocked) and what it waits on. With
+// backtraces, each suspended task's line is followed by its backtrace (function,
+// file:line per frame), unwound from the context it saved when it switched out.
+// The one-argument form shows them when GROVE_BACKTRACES=1 (default 0), as does
+// the dump on GROVE_DUMP_ON_SIGNAL.
 void dump_tasks(std::ostream& out);
+void dump_tasks(std::ostream& out, bool backtraces);
 
 }  // namespace grove
