@@ -43,6 +43,17 @@ foreach(pc grove grove-hooks)
   install(FILES ${CMAKE_CURRENT_BINARY_DIR}/${pc}.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
 endforeach()
 
+# The gdb extension, as the auto-load script of libgrove.so.0 (its real file)
+# and of the preload library, where gdb looks for them when grove is installed
+# in gdb's own prefix (/usr, as Debian's package is); and once more in
+# share/grove for programs linking libgrove.a to `source` by hand.
+set(grove_gdb_auto_load ${CMAKE_INSTALL_DATADIR}/gdb/auto-load${CMAKE_INSTALL_FULL_LIBDIR})
+install(FILES runtime/gdb/grove_gdb.py DESTINATION ${grove_gdb_auto_load}
+  RENAME libgrove.so.${PROJECT_VERSION}-gdb.py COMPONENT runtime)
+install(FILES runtime/gdb/grove_gdb.py DESTINATION ${grove_gdb_auto_load}
+  RENAME libgrove-preload.so-gdb.py COMPONENT run)
+install(FILES runtime/gdb/grove_gdb.py DESTINATION ${CMAKE_INSTALL_DATADIR}/grove COMPONENT dev)
+
 # grove-run and the preload library it finds in ../lib (or ../${CMAKE_INSTALL_LIBDIR}).
 install(TARGETS grove_preload LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT run NAMELINK_SKIP)
 install(TARGETS grove_run RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT run)
