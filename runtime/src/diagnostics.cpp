@@ -84,10 +84,25 @@ void on_dump_signal(struct ev_loop*, ev_signal*, int) { dump_tasks(std::cerr); }
 // sends the thread sample_signal; its handler copies the interrupted registers
 // and waits while the watchdog unwinds its stack (which therefore holds still),
 // then lets it go on. The signal is borrowed only while its disposition is the
-// default (the program does not use it); it is installed and sent with libc's
-// own functions, not any hooked ones, since it never concerns the program.
+// default (the program does not use it). Everything here goes to libc's own
+// functions, never the hooks' (which would park a green waiter from inside a
+// signal handler): it does not concern the program.
+template <class F>
+F* libc_function(const char* name) {
+  return reinterpret_cast<F*>(::dlsym(RTLD_NEXT, name));
+}
+struct libc_calls {
+  decltype(::sigaction)* sigaction = libc_function<decltype(::sigaction)>("sigaction");
+  decltype(::pthread_kill)* pthread_kill = libc_function<decltype(::pthread_kill)>("pthread_kill");
+  decltype(::sem_wait)* sem_wait = libc_function<decltype(::sem_wait)>("sem_wait");
+  decltype(::sem_timedwait)* sem_timedwait = libc_function<decltype(::sem_timedwait)>("sem_timedwait");
+  decltype(::sem_post)* sem_post = libc_function<decltype(::sem_post)>("sem_post");
+  bool found() const noexcept { return sigaction && pthread_kill && sem_wait && sem_timedwait && sem_post; }
+};
+
 const int sample_signal = SIGRTMAX;
 struct sample_slot {
+  libc_calls libc;
   std::mutex one_at_a_time;  // watchdogs of several hubs take turns
   std::atomic<int> state{0};  // 0 idle, 1 asked, 2 taken (the handler holds the thread)
   saved_registers regs;
@@ -119,28 +134,24 @@ void on_sample_signal(int, siginfo_t*, void* context) {
   s.regs.r14 = static_cast<std::uintptr_t>(g[REG_R14]);
   s.regs.r15 = static_cast<std::uintptr_t>(g[REG_R15]);
   s.regs.pc_is_return_address = false;
-  ::sem_post(&s.taken);
-  while (::sem_wait(&s.release) != 0) {
+  s.libc.sem_post(&s.taken);
+  while (s.libc.sem_wait(&s.release) != 0) {
   }
   errno = saved_errno;
 }
-
-using sigaction_fn = int (*)(int, const struct sigaction*, struct sigaction*);
-using pthread_kill_fn = int (*)(pthread_t, int);
 
 // write_stuck_backtrace writes the backtrace of thread t as it is now, or a
 // line saying why there is none. Called by a watchdog thread.
 void write_stuck_backtrace(std::ostream& out, pthread_t t) {
   sample_slot& s = sampler();
   const std::lock_guard<std::mutex> turn(s.one_at_a_time);
-  static const auto real_sigaction = reinterpret_cast<sigaction_fn>(::dlsym(RTLD_NEXT, "sigaction"));
-  static const auto real_pthread_kill = reinterpret_cast<pthread_kill_fn>(::dlsym(RTLD_NEXT, "pthread_kill"));
-  if (real_sigaction == nullptr || real_pthread_kill == nullptr) {
-    out << "    (no backtrace: libc's sigaction or pthread_kill not found)\n";
+  const libc_calls& libc = s.libc;
+  if (!libc.found()) {
+    out << "    (no backtrace: libc's sigaction, pthread_kill or semaphores not found)\n";
     return;
   }
   struct sigaction now {};
-  real_sigaction(sample_signal, nullptr, &now);
+  libc.sigaction(sample_signal, nullptr, &now);
   const bool ours = (now.sa_flags & SA_SIGINFO) != 0 && now.sa_sigaction == on_sample_signal;
   if (!ours) {
     if (s.handler_installed || now.sa_handler != SIG_DFL) {
@@ -151,7 +162,7 @@ void write_stuck_backtrace(std::ostream& out, pthread_t t) {
     sa.sa_sigaction = on_sample_signal;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
     ::sigfillset(&sa.sa_mask);
-    if (real_sigaction(sample_signal, &sa, nullptr) != 0) {
+    if (libc.sigaction(sample_signal, &sa, nullptr) != 0) {
       out << "    (no backtrace: cannot install the sampling signal's handler)\n";
       return;
     }
@@ -160,7 +171,7 @@ void write_stuck_backtrace(std::ostream& out, pthread_t t) {
     s.handler_installed = true;
   }
   s.state.store(1);
-  if (real_pthread_kill(t, sample_signal) != 0) {
+  if (libc.pthread_kill(t, sample_signal) != 0) {
     s.state.store(0);
     out << "    (no backtrace: the thread could not be signalled)\n";
     return;
@@ -168,7 +179,7 @@ void write_stuck_backtrace(std::ostream& out, pthread_t t) {
   timespec deadline{};
   ::clock_gettime(CLOCK_REALTIME, &deadline);
   deadline.tv_sec += 2;
-  while (::sem_timedwait(&s.taken, &deadline) != 0) {
+  while (libc.sem_timedwait(&s.taken, &deadline) != 0) {
     if (errno == EINTR) continue;
     int asked = 1;
     if (s.state.compare_exchange_strong(asked, 0)) {
@@ -176,13 +187,13 @@ void write_stuck_backtrace(std::ostream& out, pthread_t t) {
       return;
     }
     // The handler took it just now: its post is on the way.
-    while (::sem_wait(&s.taken) != 0) {
+    while (libc.sem_wait(&s.taken) != 0) {
     }
     break;
   }
   write_backtrace(out, s.regs, "    ");
   s.state.store(0);
-  ::sem_post(&s.release);
+  libc.sem_post(&s.release);
 }
 
 }  // namespace
@@ -226,6 +237,9 @@ void hub_state::start_monitor(unsigned ms) {
       }
       if (reported) continue;
       reported = true;
+      // Sampling and unwinding take a while: not while holding monitor_lock,
+      // which the hub's thread takes to stop the watchdog once it is free.
+      lock.unlock();
       std::ostringstream report;
       report << "grove: blocking detected: the hub has not switched for over " << ms << " ms; "
              << describe_greenlet(holder)
@@ -234,6 +248,7 @@ void hub_state::start_monitor(unsigned ms) {
       const std::string text = report.str();
       std::fwrite(text.data(), 1, text.size(), stderr);
       std::fflush(stderr);
+      lock.lock();
     }
   });
 }

@@ -140,8 +140,8 @@ TEST_CASE(
   CHECK(help.exit_code == 0);
   CHECK(help.out.find("usage: grove-run") != std::string::npos);
   for (const char* setting : {"GROVE_THREADS", "GROVE_STACK_SIZE", "GROVE_STACK_MODE", "GROVE_THREADPOOL_SIZE",
-                              "GROVE_RESOLVER", "GROVE_MONITOR_MS", "GROVE_DUMP_ON_SIGNAL", "GROVE_INHERIT",
-                              "GROVE_PRELOAD"}) {
+                              "GROVE_RESOLVER", "GROVE_MONITOR_MS", "GROVE_DUMP_ON_SIGNAL", "GROVE_BACKTRACES",
+                              "GROVE_INHERIT", "GROVE_PRELOAD"}) {
     CAPTURE(setting);
     const auto at = help.out.find(setting);
     REQUIRE(at != std::string::npos);
@@ -156,6 +156,9 @@ TEST_CASE(
   const run_result bad_size = run_program({grove_run, "--stack-size=lots", "/bin/true"});
   CHECK(bad_size.exit_code == 2);
   CHECK(bad_size.out.find("GROVE_STACK_SIZE") != std::string::npos);
+  const run_result bad_backtraces = run_program({grove_run, "--backtraces=maybe", "/bin/true"});
+  CHECK(bad_backtraces.exit_code == 2);
+  CHECK(bad_backtraces.out.find("GROVE_BACKTRACES") != std::string::npos);
   const run_result bad_env = run_program({grove_run, "/bin/true"}, {"GROVE_THREADPOOL_SIZE=0"});
   CHECK(bad_env.exit_code == 2);
   CHECK(bad_env.out.find("GROVE_THREADPOOL_SIZE") != std::string::npos);
@@ -164,6 +167,20 @@ TEST_CASE(
   const run_result missing = run_program({grove_run, "/no/such/program"});
   CHECK(missing.exit_code == 127);
   CHECK(missing.out.find("/no/such/program") != std::string::npos);
+}
+
+TEST_CASE("under grove-run GROVE_MONITOR_MS reports a loop that holds the hub with its backtrace, and the program "
+          "goes on as natively") {
+  const run_result native = run_program({programs + "/spin"});
+  const run_result r = run_program({grove_run, "--monitor-ms=50", programs + "/spin"});
+  INFO(r.out);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("grove: blocking detected") != std::string::npos);
+  CHECK(r.out.find("the main greenlet holds it") != std::string::npos);
+  CHECK(r.out.find("spin_in_c_program") != std::string::npos);
+  CHECK(r.out.find("deadlock") == std::string::npos);
+  CHECK(r.out.find("spin: done\n") != std::string::npos);
+  CHECK(native.out == "spin: done\n");
 }
 
 TEST_CASE("a bad GROVE_RESOLVER stops grove-run and a preloaded program with exit status 2 and a message") {
