@@ -10,6 +10,8 @@
 #   5. TSan: the cross-thread tests, and green pthreads shared with OS threads
 #   6. Release (GCC, -O3): every test
 #   7. clang (Debian's, RelWithDebInfo): every test
+#   8. the Debian packages (tests/package/check.sh): cpack, lintian without
+#      errors, grove-run and consumers of both libraries from the unpacked packages
 # Every build makes warnings errors (GROVE_WERROR). Build trees live in
 # build/<kind>; a second run reuses them.
 set -euo pipefail
@@ -75,7 +77,9 @@ release() {
 }
 
 clang_build() {
+  # -gdwarf-aranges: the backtrace tests check file:line, which libdw finds through .debug_aranges
   build build/clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+    -DCMAKE_C_FLAGS=-gdwarf-aranges -DCMAKE_CXX_FLAGS=-gdwarf-aranges \
     -DGROVE_EXAMPLES=ON -DGROVE_BENCH=ON &&
     ctest --test-dir build/clang --output-on-failure
 }
@@ -87,6 +91,7 @@ stage "valgrind memcheck" memcheck
 stage "TSan, cross-thread tests" tsan
 stage "Release build (GCC -O3)" release
 stage "clang build" clang_build
+stage "Debian packages" bash tests/package/check.sh . build/package
 
 echo
 echo "grove: $passed passed, $failed failed"

@@ -50,10 +50,12 @@ endforeach()
 set(grove_gdb_auto_load ${CMAKE_INSTALL_DATADIR}/gdb/auto-load${CMAKE_INSTALL_FULL_LIBDIR})
 install(FILES runtime/gdb/grove_gdb.py DESTINATION ${grove_gdb_auto_load}
   RENAME libgrove.so.${PROJECT_VERSION}-gdb.py COMPONENT runtime)
-install(FILES runtime/gdb/grove_gdb.py DESTINATION ${grove_gdb_auto_load}
+install(FILES runtime/gdb/grove_gdb.py DESTINATION ${grove_gdb_auto_load}/grove
   RENAME libgrove-preload.so-gdb.py COMPONENT run)
 install(FILES runtime/gdb/grove_gdb.py DESTINATION ${CMAKE_INSTALL_DATADIR}/grove COMPONENT dev)
 
-# grove-run and the preload library it finds in ../lib (or ../${CMAKE_INSTALL_LIBDIR}).
-install(TARGETS grove_preload LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT run NAMELINK_SKIP)
+# grove-run and the preload library it finds in ../${CMAKE_INSTALL_LIBDIR}/grove: a
+# private directory, since nothing links it (it has no SONAME version) and it
+# is not for ldconfig's cache.
+install(TARGETS grove_preload LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/grove COMPONENT run NAMELINK_SKIP)
 install(TARGETS grove_run RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT run)

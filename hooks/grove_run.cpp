@@ -53,7 +53,7 @@ void usage(std::FILE* to) {
       "  --                     end of options\n"
       "\n"
       "GROVE_PRELOAD names libgrove-preload.so when it is neither beside grove-run nor\n"
-      "in ../lib (default: found there).\n"
+      "in ../lib/grove or ../" GROVE_INSTALL_LIBDIR "/grove (default: found there).\n"
       "A bad option or GROVE_* value prints a message and exits with status 2.\n",
       to);
 }
@@ -65,7 +65,8 @@ void usage(std::FILE* to) {
 }
 
 // preload_library finds libgrove-preload.so beside grove-run (the build tree)
-// or in ../lib (an installation); GROVE_PRELOAD names it explicitly.
+// or in ../lib/grove or ../LIBDIR/grove (an installation); GROVE_PRELOAD names
+// it explicitly.
 std::string preload_library() {
   if (const char* v = std::getenv("GROVE_PRELOAD"); v != nullptr && *v != '\0') {
     if (::access(v, R_OK) != 0) fail(std::string("GROVE_PRELOAD=\"") + v + "\": no such readable file");
@@ -76,12 +77,12 @@ std::string preload_library() {
   if (!ec) {
     const std::filesystem::path dir = self.parent_path();
     for (const auto& candidate :
-         {dir / "libgrove-preload.so", dir / ".." / "lib" / "libgrove-preload.so",
-          dir / ".." / GROVE_INSTALL_LIBDIR / "libgrove-preload.so"}) {
+         {dir / "libgrove-preload.so", dir / ".." / "lib" / "grove" / "libgrove-preload.so",
+          dir / ".." / GROVE_INSTALL_LIBDIR / "grove" / "libgrove-preload.so"}) {
       if (::access(candidate.c_str(), R_OK) == 0) return std::filesystem::weakly_canonical(candidate).string();
     }
   }
-  fail("cannot find libgrove-preload.so beside grove-run or in ../lib (set GROVE_PRELOAD to its path)");
+  fail("cannot find libgrove-preload.so beside grove-run or in ../lib/grove (set GROVE_PRELOAD to its path)");
 }
 
 struct option_to_env {
