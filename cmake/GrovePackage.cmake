@@ -237,13 +237,17 @@ ${grove_about}
 This package contains the shared libraries libgrove.so.${PROJECT_VERSION_MAJOR} and
 libgrove-hooks.so.${PROJECT_VERSION_MAJOR}.")
 
+# Backtraces (dump_tasks with GROVE_BACKTRACES, the blocking monitor) open
+# libdw.so.1 when first asked for; without it they say so, and all else works.
+set(CPACK_DEBIAN_RUNTIME_PACKAGE_RECOMMENDS libdw1)
+
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME ${grove_package_dev})
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 # What find_package(grove) and the pkg-config files need: Boost.Context, libev,
-# libdw (libgrove.a; grove.pc's Requires.private), c-ares (libgrove-hooks.a), and
-# pkg-config itself (groveConfig.cmake finds libdw and c-ares with it).
+# c-ares (libgrove-hooks.a), and pkg-config itself (groveConfig.cmake finds
+# c-ares with it).
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
-  "${grove_package_runtime} (= ${grove_deb_version}), libboost-context-dev (>= 1.74), libev-dev, libdw-dev, libc-ares-dev, pkgconf | pkg-config")
+  "${grove_package_runtime} (= ${grove_deb_version}), libboost-context-dev (>= 1.74), libev-dev, libc-ares-dev, pkgconf | pkg-config")
 set(CPACK_DEBIAN_DEV_DESCRIPTION "green threads and a gevent-style hub for C++ (development files)
 ${grove_about}
 
@@ -253,6 +257,7 @@ the pkg-config files grove and grove-hooks.")
 
 set(CPACK_DEBIAN_RUN_PACKAGE_NAME ${grove_package_run})
 set(CPACK_DEBIAN_RUN_PACKAGE_SECTION utils)
+set(CPACK_DEBIAN_RUN_PACKAGE_RECOMMENDS libdw1)
 set(CPACK_DEBIAN_RUN_DESCRIPTION "run unmodified programs with cooperative green threads
 ${grove_about}
 

@@ -2,6 +2,7 @@
 #include "backtrace.hpp"
 
 #include <cxxabi.h>
+#include <dlfcn.h>
 #include <elfutils/libdwfl.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -16,6 +17,40 @@
 namespace grove::detail {
 namespace {
 
+// libdw is opened on the first backtrace, not linked: a program (and every
+// process grove-run preloads into) pays for it and its five libraries only
+// when it asks for a backtrace. The functions used, by their declarations.
+struct libdw_api {
+#define GROVE_LIBDW(X)                                                                                     \
+  X(dwfl_begin) X(dwfl_end) X(dwfl_errmsg) X(dwfl_linux_proc_report) X(dwfl_report_end) X(dwfl_attach_state) \
+  X(dwfl_getthread_frames) X(dwfl_thread_state_registers) X(dwfl_thread_state_register_pc) X(dwfl_frame_pc)  \
+  X(dwfl_addrmodule) X(dwfl_module_addrname) X(dwfl_module_getsrc) X(dwfl_lineinfo) X(dwfl_module_info)      \
+  X(dwfl_linux_proc_find_elf) X(dwfl_standard_find_debuginfo)
+#define GROVE_LIBDW_MEMBER(name) decltype(::name)* name = nullptr;
+  GROVE_LIBDW(GROVE_LIBDW_MEMBER)
+#undef GROVE_LIBDW_MEMBER
+  const char* missing = nullptr;  // why there is none, or nullptr
+
+  libdw_api() {
+    void* lib = ::dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) {
+      missing = "cannot open libdw.so.1 (Debian's libdw1)";
+      return;
+    }
+#define GROVE_LIBDW_LOOKUP(name)                                        \
+  name = reinterpret_cast<decltype(::name)*>(::dlsym(lib, #name)); \
+  if (name == nullptr) missing = "libdw.so.1 lacks " #name;
+    GROVE_LIBDW(GROVE_LIBDW_LOOKUP)
+#undef GROVE_LIBDW_LOOKUP
+  }
+};
+#undef GROVE_LIBDW
+
+const libdw_api& libdw() {
+  static const libdw_api api;
+  return api;
+}
+
 // Boost.Context's x86-64 System V jump_fcontext saves, below the resume
 // address, (from the low end) mxcsr/x87 control word, r12, r13, r14, r15, rbx,
 // rbp, and then the address to resume at; a fiber holds a pointer to that
@@ -29,7 +64,12 @@ static_assert(sizeof(boost::context::fiber) == sizeof(void*), "boost::context::f
 
 // The stack is read with process_vm_readv, which fails cleanly on an address
 // that is not mapped: a bad frame ends the backtrace rather than the process.
-bool read_word(Dwfl*, Dwarf_Addr addr, Dwarf_Word* result, void*) {
+bool read_word(Dwfl*, Dwarf_Addr addr, Dwarf_Word* result, void* arg) {
+  const auto& r = *static_cast<const saved_registers*>(arg);
+  if (addr >= r.sp && addr - r.sp + sizeof *result <= r.stack_copy_size) {
+    std::memcpy(result, r.stack_copy + (addr - r.sp), sizeof *result);
+    return true;
+  }
   iovec local{result, sizeof *result};
   iovec remote{reinterpret_cast<void*>(addr), sizeof *result};
   return ::process_vm_readv(::getpid(), &local, 1, &remote, 1, 0) == static_cast<ssize_t>(sizeof *result);
@@ -48,19 +88,18 @@ bool initial_registers(Dwfl_Thread* thread, void* arg) {
   const Dwarf_Word rbx = r.rbx;
   const Dwarf_Word rbp_rsp[] = {r.rbp, r.sp};
   const Dwarf_Word r12_15[] = {r.r12, r.r13, r.r14, r.r15};
-  if (!dwfl_thread_state_registers(thread, 3, 1, &rbx) || !dwfl_thread_state_registers(thread, 6, 2, rbp_rsp) ||
-      !dwfl_thread_state_registers(thread, 12, 4, r12_15)) {
+  const libdw_api& dw = libdw();
+  if (!dw.dwfl_thread_state_registers(thread, 3, 1, &rbx) || !dw.dwfl_thread_state_registers(thread, 6, 2, rbp_rsp) ||
+      !dw.dwfl_thread_state_registers(thread, 12, 4, r12_15)) {
     return false;
   }
-  dwfl_thread_state_register_pc(thread, r.pc);
+  dw.dwfl_thread_state_register_pc(thread, r.pc);
   return true;
 }
 
 const Dwfl_Thread_Callbacks thread_callbacks = {one_thread, nullptr, read_word, initial_registers, nullptr, nullptr};
 
 char* no_debuginfo_path = nullptr;
-const Dwfl_Callbacks process_callbacks = {dwfl_linux_proc_find_elf, dwfl_standard_find_debuginfo, nullptr,
-                                          &no_debuginfo_path};
 
 struct walk {
   std::ostream* out;
@@ -82,15 +121,16 @@ std::string demangled(const char* name) {
 
 int on_frame(Dwfl_Frame* frame, void* arg) {
   auto& w = *static_cast<walk*>(arg);
+  const libdw_api& dw = libdw();
   Dwarf_Addr pc = 0;
   bool activation = false;
-  if (!dwfl_frame_pc(frame, &pc, &activation)) return DWARF_CB_ABORT;
+  if (!dw.dwfl_frame_pc(frame, &pc, &activation)) return DWARF_CB_ABORT;
   // A return address names the call before it: look up pc - 1.
   if (w.n == 0 ? w.first_is_return_address : !activation) --pc;
   std::ostream& out = *w.out;
   out << w.indent << '#' << w.n << ' ';
-  Dwfl_Module* mod = dwfl_addrmodule(w.dwfl, pc);
-  const char* name = mod != nullptr ? dwfl_module_addrname(mod, pc) : nullptr;
+  Dwfl_Module* mod = dw.dwfl_addrmodule(w.dwfl, pc);
+  const char* name = mod != nullptr ? dw.dwfl_module_addrname(mod, pc) : nullptr;
   if (name != nullptr) {
     out << demangled(name);
   } else {
@@ -98,13 +138,13 @@ int on_frame(Dwfl_Frame* frame, void* arg) {
   }
   int line = 0;
   const char* file = nullptr;
-  if (Dwfl_Line* l = mod != nullptr ? dwfl_module_getsrc(mod, pc) : nullptr; l != nullptr) {
-    file = dwfl_lineinfo(l, nullptr, &line, nullptr, nullptr, nullptr);
+  if (Dwfl_Line* l = mod != nullptr ? dw.dwfl_module_getsrc(mod, pc) : nullptr; l != nullptr) {
+    file = dw.dwfl_lineinfo(l, nullptr, &line, nullptr, nullptr, nullptr);
   }
   if (file != nullptr) {
     out << " at " << file << ':' << line;
   } else if (mod != nullptr) {
-    const char* mod_name = dwfl_module_info(mod, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
+    const char* mod_name = dw.dwfl_module_info(mod, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
     if (mod_name != nullptr) out << " in " << mod_name;
   }
   out << '\n';
@@ -134,20 +174,27 @@ bool suspended_registers(const greenlet_core* g, saved_registers& out) noexcept 
 
 void write_backtrace(std::ostream& out, const saved_registers& regs, const char* indent, int max_frames) noexcept {
   try {
-    Dwfl* dwfl = dwfl_begin(&process_callbacks);
+    const libdw_api& dw = libdw();
+    if (dw.missing != nullptr) {
+      out << indent << "(no backtrace: " << dw.missing << ")\n";
+      return;
+    }
+    static const Dwfl_Callbacks process_callbacks = {dw.dwfl_linux_proc_find_elf, dw.dwfl_standard_find_debuginfo,
+                                                     nullptr, &no_debuginfo_path};
+    Dwfl* dwfl = dw.dwfl_begin(&process_callbacks);
     if (dwfl == nullptr) {
-      out << indent << "(no backtrace: " << dwfl_errmsg(-1) << ")\n";
+      out << indent << "(no backtrace: " << dw.dwfl_errmsg(-1) << ")\n";
       return;
     }
     saved_registers r = regs;
     walk w{&out, dwfl, indent, max_frames, 0, regs.pc_is_return_address};
-    if (dwfl_linux_proc_report(dwfl, ::getpid()) != 0 || dwfl_report_end(dwfl, nullptr, nullptr) != 0 ||
-        !dwfl_attach_state(dwfl, nullptr, ::getpid(), &thread_callbacks, &r)) {
-      out << indent << "(no backtrace: " << dwfl_errmsg(-1) << ")\n";
-    } else if (dwfl_getthread_frames(dwfl, 1, on_frame, &w) == -1 && w.n == 0) {
-      out << indent << "(no backtrace: " << dwfl_errmsg(-1) << ")\n";
+    if (dw.dwfl_linux_proc_report(dwfl, ::getpid()) != 0 || dw.dwfl_report_end(dwfl, nullptr, nullptr) != 0 ||
+        !dw.dwfl_attach_state(dwfl, nullptr, ::getpid(), &thread_callbacks, &r)) {
+      out << indent << "(no backtrace: " << dw.dwfl_errmsg(-1) << ")\n";
+    } else if (dw.dwfl_getthread_frames(dwfl, 1, on_frame, &w) == -1 && w.n == 0) {
+      out << indent << "(no backtrace: " << dw.dwfl_errmsg(-1) << ")\n";
     }
-    dwfl_end(dwfl);
+    dw.dwfl_end(dwfl);
   } catch (...) {
     // out threw (a full disk, a closed pipe): the backtrace is lost, not the program
   }

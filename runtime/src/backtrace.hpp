@@ -3,9 +3,11 @@
 // another thread stopped in a signal handler (from its ucontext). Unwinding and
 // symbolizing are elfutils' libdw (libdwfl): it unwinds from a register set we
 // hand it, reads the stack through a callback, and names each frame with its
-// function and, where there is debug information, file and line.
+// function and, where there is debug information, file and line. libdw is
+// opened (dlopen) on the first backtrace, never linked.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <iosfwd>
 
@@ -20,6 +22,11 @@ struct saved_registers {
   std::uintptr_t sp = 0;
   std::uintptr_t rbp = 0, rbx = 0, r12 = 0, r13 = 0, r14 = 0, r15 = 0;
   bool pc_is_return_address = true;  // pc follows a call (a suspended greenlet); false for a signal's ucontext
+  // A copy of the stack from sp up, taken while the thread was stopped (the
+  // monitor's sample): the unwinder reads this range from it, since the thread
+  // has gone on since. Empty for a suspended greenlet, whose stack holds still.
+  const unsigned char* stack_copy = nullptr;
+  std::size_t stack_copy_size = 0;
 };
 
 // suspended_registers reads g's registers from its saved context. g must be

@@ -5,8 +5,11 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <sys/uio.h>
+#include <unistd.h>
 #include <ucontext.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -82,9 +85,11 @@ void on_dump_signal(struct ev_loop*, ev_signal*, int) { dump_tasks(std::cerr); }
 
 // Sampling a stuck hub thread for the blocking monitor's report: the watchdog
 // sends the thread sample_signal; its handler copies the interrupted registers
-// and waits while the watchdog unwinds its stack (which therefore holds still),
-// then lets it go on. The signal is borrowed only while its disposition is the
-// default (the program does not use it). Everything here goes to libc's own
+// and the top of the stack (up to sample_stack bytes from sp) and returns, and
+// the watchdog unwinds from that copy. The thread stops only for the copy, and
+// holds no lock the unwinder (libdw: files, malloc, the loader) might need.
+// The signal is borrowed only while its disposition is the default (the
+// program does not use it). Everything here goes to libc's own
 // functions, never the hooks' (which would park a green waiter from inside a
 // signal handler): it does not concern the program.
 template <class F>
@@ -101,18 +106,17 @@ struct libc_calls {
 };
 
 const int sample_signal = SIGRTMAX;
+constexpr std::size_t sample_stack = 256 * 1024;
+constexpr std::size_t page = 4096;
 struct sample_slot {
   libc_calls libc;
   std::mutex one_at_a_time;  // watchdogs of several hubs take turns
-  std::atomic<int> state{0};  // 0 idle, 1 asked, 2 taken (the handler holds the thread)
+  std::atomic<int> state{0};  // 0 idle, 1 asked, 2 taken (regs and stack hold the sample)
   saved_registers regs;
+  unsigned char stack[sample_stack];
   sem_t taken;
-  sem_t release;
   bool handler_installed = false;  // guarded by one_at_a_time
-  sample_slot() {
-    ::sem_init(&taken, 0, 0);
-    ::sem_init(&release, 0, 0);
-  }
+  sample_slot() { ::sem_init(&taken, 0, 0); }
 };
 sample_slot& sampler() {
   static sample_slot* s = new sample_slot;  // never destroyed: a late signal may still look at it
@@ -134,9 +138,20 @@ void on_sample_signal(int, siginfo_t*, void* context) {
   s.regs.r14 = static_cast<std::uintptr_t>(g[REG_R14]);
   s.regs.r15 = static_cast<std::uintptr_t>(g[REG_R15]);
   s.regs.pc_is_return_address = false;
-  s.libc.sem_post(&s.taken);
-  while (s.libc.sem_wait(&s.release) != 0) {
+  // One iovec per page: process_vm_readv stops at the first one that is not
+  // mapped (the stack's end), where a plain copy would fault.
+  iovec local{s.stack, sample_stack};
+  iovec remote[sample_stack / page + 1];
+  std::size_t n = 0;
+  for (std::uintptr_t at = s.regs.sp, end = s.regs.sp + sample_stack; at < end; ++n) {
+    const std::uintptr_t next = std::min(end, (at / page + 1) * page);
+    remote[n] = iovec{reinterpret_cast<void*>(at), next - at};
+    at = next;
   }
+  const ssize_t copied = ::process_vm_readv(::getpid(), &local, 1, remote, n, 0);
+  s.regs.stack_copy = s.stack;
+  s.regs.stack_copy_size = copied > 0 ? static_cast<std::size_t>(copied) : 0;
+  s.libc.sem_post(&s.taken);
   errno = saved_errno;
 }
 
@@ -193,7 +208,6 @@ void write_stuck_backtrace(std::ostream& out, pthread_t t) {
   }
   write_backtrace(out, s.regs, "    ");
   s.state.store(0);
-  libc.sem_post(&s.release);
 }
 
 }  // namespace
