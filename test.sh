@@ -27,12 +27,13 @@ stage() {
   shift
   echo
   echo "=== grove test: $name"
+  local start=$SECONDS
   if "$@"; then
     passed=$((passed + 1))
-    echo "=== grove test: $name: passed"
+    echo "=== grove test: $name: passed ($((SECONDS - start)) s)"
   else
     failed=$((failed + 1))
-    echo "=== grove test: $name: FAILED"
+    echo "=== grove test: $name: FAILED ($((SECONDS - start)) s)"
   fi
 }
 
