@@ -1,6 +1,7 @@
-/* spin — holds its thread for 300 ms in a loop that never blocks, then for
- * the blocking monitor's tests under grove-run (programs_test.cpp) waits on a
- * pipe and a sleep, as an ordinary program would. */
+/* spin — holds its thread for 1 s in a loop that never blocks (the monitor
+ * checks every 50 ms; a loaded machine may run its watchdog late), between
+ * two short sleeps: the blocking monitor's test under grove-run
+ * (programs_test.cpp). */
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
@@ -10,7 +11,7 @@ __attribute__((noinline)) void spin_in_c_program(void) {
   clock_gettime(CLOCK_MONOTONIC, &start);
   do {
     clock_gettime(CLOCK_MONOTONIC, &now);
-  } while ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) < 300000000L);
+  } while ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) < 1000000000L);
 }
 
 int main(void) {

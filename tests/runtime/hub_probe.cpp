@@ -1,6 +1,6 @@
 // hub_probe — a child process for the hub tests whose subject ends or configures
 // a process: the blocking monitor, the task dump on a signal, bad settings.
-//   hub_probe monitor      a task spins for 300 ms without blocking
+//   hub_probe monitor      a task spins for 1 s without blocking
 //   hub_probe dump         two tasks wait; the process signals itself
 //   hub_probe start        just starts the hub (for the settings checks)
 #include <signal.h>
@@ -20,7 +20,7 @@ using namespace std::chrono_literals;
 volatile int after_call = 0;
 [[gnu::noinline]] void spin_in_probe() {
   const auto t0 = std::chrono::steady_clock::now();
-  while (std::chrono::steady_clock::now() - t0 < 300ms) {
+  while (std::chrono::steady_clock::now() - t0 < 1s) {
   }
   after_call = 1;
 }
