@@ -1,6 +1,7 @@
 /* bench/threads/handoff — what it costs one pthread to hand control to another, through
  * pthread sync objects only. Plain C, no grove: bench/threads/handoff.sh runs it natively and
- * under grove-run (green pthreads, every thread a task on one OS thread).
+ * under grove-run (green pthreads): with --hubs=1 every thread is a task on one OS thread; with
+ * --hubs=2 the two threads land on different hubs (OS threads), so every hand-off crosses hubs.
  *
  * Usage: bench_threads_handoff [--rounds R] [--round-ms M]
  *
@@ -21,7 +22,8 @@
  *   <name> ns_per_handoff=<x> rounds=<R> handoffs=<per round> os_threads=<n>
  *
  * os_threads is the Threads: line of /proc/self/status while both threads run: 3 natively
- * (main and the two), 1 under green pthreads (plus grove's helper threads, if any).
+ * (main and the two), under green pthreads one per hub: 1 with --hubs=1, 2 with --hubs=2 (plus
+ * grove's helper threads, if any).
  * Exits 1 if a hand-off goes wrong, 2 on a bad command line. */
 #define _GNU_SOURCE
 #include <errno.h>

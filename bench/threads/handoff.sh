@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
 # bench/threads/handoff.sh — what a hand-off between two pthreads costs through a pthread
 # mutex + condition variable and through mutexes alone: natively and under grove-run's green
-# pthreads, in the same run.
+# pthreads on one hub and on two, in the same run.
 #
 #   [BUILD=build/release] bash bench/threads/handoff.sh [--rounds R] [--round-ms M] [--repeat N]
 #
-# Runs bench_threads_handoff (see handoff.c: best of R rounds of about M ms each) three ways:
-#   native, CPU 1       both threads on one CPU, as under grove-run
-#   native, CPUs 0,1    the threads free to run on both CPUs (wake-ups cross CPUs)
-#   grove-run, CPU 1    green pthreads: both threads are tasks on one OS thread
-# and prints ns per hand-off, the OS threads seen while the two threads ran, and grove-run's
-# ratio to each native way. With --repeat N each way runs N times and keeps its fastest figures.
+# Runs bench_threads_handoff (see handoff.c: best of R rounds of about M ms each) four ways:
+#   native, CPU 1                 both threads on one CPU, as under --hubs=1
+#   native, CPUs 0,1              the threads free to run on both CPUs (wake-ups cross CPUs)
+#   grove-run --hubs=1, CPU 1     green pthreads: both threads are tasks on one hub, one OS
+#                                 thread (--hubs=1 given: the default is a hub per CPU)
+#   grove-run --hubs=2, CPUs 0,1  green pthreads on two hubs, each its own OS thread: a new
+#                                 green thread goes to the least-loaded hub, so the two threads
+#                                 land on different hubs and every hand-off crosses hubs (an
+#                                 OS-thread wake through the parking lot and the other hub's post)
+# and prints ns per hand-off, the OS threads seen while the two threads ran (1 for --hubs=1,
+# 2 for --hubs=2, plus grove's helper threads if any), and the ratios: --hubs=1 to native on
+# CPU 1, --hubs=2 to native on CPUs 0,1, and --hubs=2 to --hubs=1 (for information). A
+# grove-run that has no --hubs option (before several hubs) is given GROVE_HUBS in its
+# environment instead, which it ignores: its --hubs=2 row then shows one hub's figures (and
+# 1 OS thread, which is noted). With --repeat N each way runs N times and keeps its fastest
+# figures.
 #
 # "others" is the CPU time that every other user process on the machine (and the hypervisor, as
 # steal) took during the run, as a percent of one CPU; above 3% the row is marked "disturbed".
@@ -54,7 +64,19 @@ cmake --build "$BUILD" -j2 --target bench_threads_handoff grove_run grove_preloa
   { cat "$tmp/build.log" >&2; die "building bench_threads_handoff and grove_run in $BUILD failed"; }
 bin=$BUILD/bench/threads/bench_threads_handoff
 grove_run=$BUILD/hooks/grove-run
-unset GROVE_THREADS LD_PRELOAD
+# The ways are set here alone, whatever the caller's environment says.
+unset GROVE_THREADS GROVE_HUBS LD_PRELOAD
+
+hubs_option=no
+[[ $("$grove_run" --help 2>&1 || true) == *--hubs=* ]] && hubs_option=yes
+# grove_hubs N: sets cmd to grove-run with N hubs, before the program's name.
+grove_hubs() {
+  if [[ $hubs_option == yes ]]; then
+    cmd=("$grove_run" "--hubs=$1")
+  else
+    cmd=(env "GROVE_HUBS=$1" "$grove_run")
+  fi
+}
 
 # others_ticks: sets other_ticks to the CPU time, in clock ticks, of every user process on the
 # machine but this script (their own time and their reaped children's, which is how the
@@ -120,41 +142,61 @@ run_way() {
   fi
 }
 
-ways=("native, CPU 1" "native, CPUs 0,1" "grove-run, CPU 1")
+ways=("native, CPU 1" "native, CPUs 0,1" "grove-run --hubs=1, CPU 1" "grove-run --hubs=2, CPUs 0,1")
 best=""
 ((repeat > 1)) && best=", fastest of $repeat runs"
 echo "bench/threads handoff: two pthreads handing control back and forth; best of $rounds rounds of ~$round_ms ms$best"
-echo "  $bin; grove-run: $grove_run"
+if [[ $hubs_option == yes ]]; then
+  echo "  $bin; grove-run: $grove_run --hubs=N"
+else
+  echo "  $bin; grove-run: GROVE_HUBS=N $grove_run  (it has no --hubs option: GROVE_HUBS is ignored)"
+fi
 for ((r = 0; r < repeat; r++)); do
   run_way "${ways[0]}" 1 "$bin"
   run_way "${ways[1]}" 0,1 "$bin"
-  run_way "${ways[2]}" 1 "$grove_run" "$bin"
+  grove_hubs 1
+  run_way "${ways[2]}" 1 "${cmd[@]}" "$bin"
+  grove_hubs 2
+  run_way "${ways[3]}" 0,1 "${cmd[@]}" "$bin"
 done
 
 echo
 disturbed=""
-printf '%-18s %16s %16s %11s %11s\n' "" "condvar ns/hand" "mutex ns/hand" "OS threads" "others"
+printf '%-28s %16s %16s %11s %11s\n' "" "condvar ns/hand" "mutex ns/hand" "OS threads" "others"
 for way in "${ways[@]}"; do
   mark=""
   if awk -v o="${others[$way]}" 'BEGIN { exit !(o > 3) }'; then
     mark="  disturbed"
     disturbed=yes
   fi
-  printf '%-18s %16.1f %16.1f %11d %10.1f%%%s\n' "$way" "${condvar_ns[$way]}" "${mutex_ns[$way]}" "${os_threads[$way]}" \
+  printf '%-28s %16.1f %16.1f %11d %10.1f%%%s\n' "$way" "${condvar_ns[$way]}" "${mutex_ns[$way]}" "${os_threads[$way]}" \
     "${others[$way]}" "$mark"
 done
 [[ -n $disturbed ]] && echo "disturbed: other processes took more than 3% of a CPU during the run (the worst of the repeats)"
 
-echo
-green=${ways[2]}
-for way in "${ways[0]}" "${ways[1]}"; do
-  awk -v way="$way" -v gc="${condvar_ns[$green]}" -v nc="${condvar_ns[$way]}" -v gm="${mutex_ns[$green]}" \
-    -v nm="${mutex_ns[$way]}" 'BEGIN {
-      printf "grove-run / %-17s ns per hand-off: condvar %.3fx (speed-up %.1fx), mutex %.3fx (speed-up %.1fx)\n", way ":", gc / nc, nc / gc, gm / nm, nm / gm
+# ratio NAME WAY OVER [NOTE]: WAY's ns per hand-off over OVER's, and the speed-up (OVER's over WAY's).
+ratio() {
+  awk -v name="$1" -v gc="${condvar_ns[$2]}" -v nc="${condvar_ns[$3]}" -v gm="${mutex_ns[$2]}" \
+    -v nm="${mutex_ns[$3]}" -v note="${4:-}" 'BEGIN {
+      printf "%-37s ns per hand-off: condvar %.3fx (speed-up %.2fx), mutex %.3fx (speed-up %.2fx)%s\n", name ":", gc / nc, nc / gc, gm / nm, nm / gm, note
     }'
-done
-if ((${os_threads[$green]} > 1)); then
+}
+echo
+hubs1=${ways[2]}
+hubs2=${ways[3]}
+ratio "hubs=1, CPU 1 / native, CPU 1" "$hubs1" "${ways[0]}"
+ratio "hubs=2, CPUs 0,1 / native, CPUs 0,1" "$hubs2" "${ways[1]}"
+ratio "hubs=2 / hubs=1" "$hubs2" "$hubs1" "  (for information)"
+notes=()
+((${os_threads[$hubs1]} > 1)) &&
+  notes+=("under grove-run --hubs=1 the two threads ran on ${os_threads[$hubs1]} OS threads: green pthreads were not in effect.")
+if ((${os_threads[$hubs2]} < 2)); then
+  notes+=("under grove-run --hubs=2 the two threads ran on ${os_threads[$hubs2]} OS thread: the second hub did not run, so no hand-off crossed hubs.")
+elif ((${os_threads[$hubs2]} > 2)); then
+  notes+=("under grove-run --hubs=2 there were ${os_threads[$hubs2]} OS threads, not 2 (one per hub): grove's helper threads, or threads that were not green.")
+fi
+if ((${#notes[@]} > 0)); then
   echo
-  echo "NOTE: under grove-run the two threads ran on ${os_threads[$green]} OS threads: green pthreads were not in effect."
+  for note in "${notes[@]}"; do echo "NOTE: $note"; done
 fi
 exit 0
