@@ -22,13 +22,17 @@ void usage(std::FILE* to) {
       "Runs PROGRAM with libgrove-preload.so preloaded: its main thread gets a grove\n"
       "hub, and its blocking calls (sleeps, sockets, pipes, poll/select/epoll, DNS,\n"
       "pthread mutexes, condition variables, semaphores, joins) wait cooperatively on\n"
-      "it. Its pthreads become green threads: grove tasks on that one OS thread.\n"
+      "it. Its pthreads become green threads: grove tasks spread over one hub (an OS\n"
+      "thread with its own event loop) per CPU.\n"
       "Equivalent to LD_PRELOAD=.../libgrove-preload.so.\n"
       "\n"
       "options (each sets the environment variable named after it; the default is\n"
       "what applies when neither the option nor the variable is given):\n"
       "  --threads=MODE         GROVE_THREADS: green (default: pthreads become grove\n"
-      "                         tasks on one OS thread) or native (they stay OS threads)\n"
+      "                         tasks on the hubs) or native (they stay OS threads)\n"
+      "  --hubs=N               GROVE_HUBS: hubs the green threads are spread over, each\n"
+      "                         an OS thread (1-1024; default: the CPUs the process may\n"
+      "                         run on); a green thread stays on the hub it started on\n"
       "  --stack-size=SIZE      GROVE_STACK_SIZE: stack of each grove task, bytes with\n"
       "                         an optional K, M or G (default 256K); a green thread's\n"
       "                         stack is the one its pthread attributes ask for (8M by\n"
@@ -95,6 +99,7 @@ constexpr option_to_env valued_options[] = {
     {"--threadpool-size", "GROVE_THREADPOOL_SIZE"}, {"--monitor-ms", "GROVE_MONITOR_MS"},
     {"--dump-on-signal", "GROVE_DUMP_ON_SIGNAL"},   {"--threads", "GROVE_THREADS"},
     {"--resolver", "GROVE_RESOLVER"},               {"--backtraces", "GROVE_BACKTRACES"},
+    {"--hubs", "GROVE_HUBS"},
 };
 
 }  // namespace

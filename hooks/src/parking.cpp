@@ -16,6 +16,7 @@
 #include <grove/task.hpp>
 
 #include "signals.hpp"
+#include "spread.hpp"
 
 namespace grove::hooks::parking {
 namespace {
@@ -32,6 +33,10 @@ struct node {
   detail::hub_core* hub = nullptr;
   grove::hub* hub_handle = nullptr;
   detail::waiter w;
+  // A waker on another OS thread hands the wake over with this.
+  struct delivery_item : detail::remote_wake {
+    node* owner = nullptr;
+  } delivery;
   std::atomic<std::uint32_t> state{waiting};
 };
 
@@ -140,9 +145,10 @@ result park_green(bucket& b, node& n, bool (*validate)(void*), void* state, limi
   n.w.on = n.addr;
   if (!enqueue(b, n, validate, state)) return result::invalid;
 
-  // Another OS thread of the program may wake this waiter: the hub must wait for it.
+  // Another OS thread of the program, or a green thread on another hub, may
+  // wake this waiter: the hub must wait for it.
   std::optional<grove::hub::keepalive> alive;
-  if (native_running.load(std::memory_order_relaxed) > 0) alive.emplace(*n.hub_handle);
+  if (native_running.load(std::memory_order_relaxed) > 0 || spread::several()) alive.emplace(*n.hub_handle);
   detail::deadline d = l.forever ? detail::forever : l.at;
   const bool sliced = slicing && l.forever;
   if (sliced) d = detail::clock::now() + slice;
@@ -258,10 +264,13 @@ std::size_t unpark(const void* addr, std::size_t most) {
       n->state.store(delivered, std::memory_order_release);
       detail::wake(n->w);
     } else {
-      n->hub_handle->post([n] {
-        n->state.store(delivered, std::memory_order_release);
-        detail::wake(n->w);
-      });
+      n->delivery.owner = n;
+      n->delivery.run = [](detail::remote_wake& r) {
+        node* self = static_cast<node::delivery_item&>(r).owner;
+        self->state.store(delivered, std::memory_order_release);
+        detail::wake(self->w);
+      };
+      detail::hand_over(*n->hub, n->delivery);
     }
     n = next;
   }

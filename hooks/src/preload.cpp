@@ -22,6 +22,7 @@
 #include <grove/settings.hpp>
 
 #include "resolver.hpp"
+#include "spread.hpp"
 #include "threads.hpp"
 
 namespace grove::hooks {
@@ -68,6 +69,7 @@ std::string without_self(std::string_view list) {
   // A preloaded program's pthreads are green unless GROVE_THREADS=native.
   default_to_green();
   (void)green_threads();    // a bad GROVE_THREADS stops the program here, with status 2
+  (void)spread::hubs();     // and so does a bad GROVE_HUBS
   (void)hub_resolver();     // and so does a bad GROVE_RESOLVER
   grove::check_settings();  // and creates the main thread's hub
   // The hub is never torn down: at exit the program's other threads vanish,

@@ -29,6 +29,7 @@
 
 #include "libc.hpp"
 #include "parking.hpp"
+#include "spread.hpp"
 #include "threads.hpp"
 
 namespace grove::hooks {
@@ -93,9 +94,13 @@ int acquire(const mutex_ref& m, limit l, bool try_only, std::exception_ptr& defe
     if (w.exchange(2, std::memory_order_acquire) == 0) return 0;
     // A holder on this hub can only let go if this green thread parks on the
     // hub; one on another OS thread lets go by itself (grove's own locks are
-    // such: held for a moment by pool workers and other hubs), so the caller
-    // waits on its OS thread and never switches inside runtime code.
-    const bool on_hub = coop && m.owner_hub() == detail::tls_hub;
+    // such: held for a moment by pool workers and other hubs), so with one hub
+    // the caller waits on its OS thread and never switches inside runtime
+    // code. With several hubs the holder may be a green thread of another hub
+    // that parks while it holds the lock, or one of this hub whose ownership is
+    // not written yet (it is, just after the word is taken): blocking this OS
+    // thread could then stop the very holder, so green callers always park.
+    const bool on_hub = coop && (m.owner_hub() == detail::tls_hub || spread::several());
     bool taken = false;
     const result r = parking::park(
         m.m,

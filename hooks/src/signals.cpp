@@ -541,9 +541,12 @@ int take_pending(const sigset_t* set, siginfo_t* info) noexcept {
   return sig;
 }
 
-void thread_started(thread_state& s) noexcept {
+std::uint64_t creator_mask() noexcept {
   thread_state* creator = mask_owner();
-  const std::uint64_t mask = creator != nullptr ? creator->mask.load(std::memory_order_relaxed) : here().main.mask.load();
+  return creator != nullptr ? creator->mask.load(std::memory_order_relaxed) : here().main.mask.load();
+}
+
+void thread_started(thread_state& s, std::uint64_t mask) noexcept {
   os_state& o = here();
   s.mask.store(mask, std::memory_order_relaxed);
   ++o.threads;

@@ -188,9 +188,12 @@ class pool_call_scope {
 void install_drain() noexcept;
 
 // The green threads' part, from threads.cpp.
-// thread_started: a new green thread's state (s), created by the calling
-// thread: it inherits the creator's mask, as pthread_create does.
-void thread_started(thread_state& s) noexcept;
+// creator_mask is the mask a thread the caller creates starts with: the
+// caller's own, as pthread_create does.
+std::uint64_t creator_mask() noexcept;
+// thread_started: a new green thread's state (s) joins the calling OS thread,
+// with mask (its creator's, taken by creator_mask on the creator's thread).
+void thread_started(thread_state& s, std::uint64_t mask) noexcept;
 // thread_ended: the green thread whose state is s leaves this OS thread.
 void thread_ended(thread_state& s) noexcept;
 // send_to_thread: pthread_kill of a green thread whose state is t; it runs on

@@ -58,9 +58,12 @@
 #include <cerrno>
 #include <climits>
 #include <cstdint>
+#include <chrono>
 #include <exception>
+#include <optional>
 
 #include <grove/io.hpp>
+#include <grove/sleep.hpp>
 
 #include "context.hpp"
 #include "fd_table.hpp"
@@ -68,6 +71,7 @@
 #include "parking.hpp"
 #include "processes.hpp"
 #include "signals.hpp"
+#include "spread.hpp"
 #include "threads.hpp"
 
 extern "C" {
@@ -188,10 +192,25 @@ class stream_turn {
 
 // file_lock holds glibc's own lock of fp (recursive per OS thread), as the
 // locking stdio calls do; `take` false for the _unlocked ones.
+//
+// With one hub every green thread shares its OS thread's ownership of that
+// lock, and the turn orders them. With several hubs a green thread that holds
+// it across a wait (an fgets waiting for its line) would block the OS thread
+// of any other hub that asks for it, and with it that hub's green threads. So
+// there a green caller takes fp's turn first (green threads of every hub wait
+// for it parked), then glibc's lock without blocking: what can still hold it
+// is an OS thread, for the length of its own call; the caller sleeps in short
+// steps meanwhile, its hub running on.
 class file_lock {
  public:
   file_lock(FILE* fp, bool take) : fp_(take ? fp : nullptr) {
-    if (fp_ != nullptr) ::flockfile(fp_);
+    if (fp_ == nullptr) return;
+    if (!spread::several() || !cooperative()) {
+      ::flockfile(fp_);
+      return;
+    }
+    turn_.emplace(fp_);
+    while (::ftrylockfile(fp_) != 0) grove::sleep(std::chrono::microseconds(100));
   }
   file_lock(const file_lock&) = delete;
   file_lock& operator=(const file_lock&) = delete;
@@ -201,6 +220,7 @@ class file_lock {
 
  private:
   FILE* fp_;
+  std::optional<stream_turn> turn_;  // several hubs: taken before the lock, let go after it
 };
 
 // ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <exception>
 #include <new>
+#include <utility>
 #include <vector>
 
 #include <grove/detail/os_threads.hpp>
@@ -27,6 +28,7 @@
 
 #include "libc.hpp"
 #include "parking.hpp"
+#include "spread.hpp"
 
 namespace grove::hooks {
 
@@ -117,6 +119,8 @@ struct green_thread {
   void* exit_value = nullptr;                      // while they run
   char name[16] = {};
   pid_t tid = 0;  // its gettid(): an id of its own (see first_green_tid)
+  int place = -1;  // its hub's number in the group (spread.hpp); -1: uncounted
+  std::uint64_t start_mask = 0;  // its signal mask at the start: its creator's
   std::vector<specific_slot> specific;
   signals::thread_state signals;
   green_thread* here_prev = nullptr;  // the green threads of this OS thread (signal delivery walks them)
@@ -216,12 +220,13 @@ int kill_green_tid(pid_t tid, int sig) noexcept {
 // their own OS thread links and unlinks them, and only it walks the list.
 constinit thread_local green_thread* here_head = nullptr;
 
+// link_here runs on t's own OS thread, before t starts.
 void link_here(green_thread& t) noexcept {
   t.here_prev = nullptr;
   t.here_next = here_head;
   if (here_head != nullptr) here_head->here_prev = &t;
   here_head = &t;
-  signals::thread_started(t.signals);
+  signals::thread_started(t.signals, t.start_mask);
 }
 
 void unlink_here(green_thread& t) noexcept {
@@ -285,6 +290,7 @@ void run_key_destructors(green_thread& t) {
 
 void finish(green_thread& t, void* value) noexcept {
   unlink_here(t);
+  spread::finished(std::exchange(t.place, -1));
   t.result = value;
   const unsigned before = t.flags.fetch_or(green_thread::finished, std::memory_order_acq_rel);
   if ((before & green_thread::detached) != 0) {
@@ -439,6 +445,8 @@ void after_fork_in_child() noexcept {
     if ((t.flags.load(std::memory_order_relaxed) & green_thread::finished) == 0) t.flags.fetch_or(green_thread::vanished);
   }
   green_running.store(self != nullptr ? 1 : 0, std::memory_order_relaxed);
+  spread::after_fork_in_child();  // the child's one hub is this one
+  if (self != nullptr) self->place = -1;
   if (self != nullptr) main_gone.store(true, std::memory_order_relaxed);
   detail::keep_only_current_after_fork();
 }
@@ -531,6 +539,24 @@ void run_main_key_destructors() {
 }
 }  // namespace
 
+namespace {
+// start_on_this_hub starts green thread t, placed on this hub by another
+// (a post, on this hub's greenlet).
+void start_on_this_hub(green_thread* t) {
+  link_here(*t);
+  try {
+    auto* s = detail::new_task(std::nullopt, t->stack_size, [t] { run_green(t); });
+    s->release();
+  } catch (const std::exception& e) {
+    // pthread_create has returned 0 already: the thread ends at once, with no
+    // result, as if its start routine had returned NULL; say why.
+    std::fprintf(stderr, "grove: a green thread could not start on its hub (%s); it ends without running\n", e.what());
+    t->exiting = true;
+    finish(*t, nullptr);
+  }
+}
+}  // namespace
+
 void unwind_green(void* value) {
   green_thread* t = current_green();
   if (t == nullptr) throw thread_exit{value};
@@ -571,12 +597,34 @@ int pthread_create(pthread_t* out, const pthread_attr_t* attr, void* (*start)(vo
   t->guard_size = guard;
   if (detach == PTHREAD_CREATE_DETACHED) t->flags.store(green_thread::detached);
   if (green_thread* parent = current_green(); parent != nullptr) std::memcpy(t->name, parent->name, sizeof t->name);
+  t->start_mask = signals::creator_mask();
+  spread::place where;
+  if (spread::choose(where) && where.core != detail::tls_hub) {
+    // Another hub's: it starts there, and never moves (spread.hpp).
+    t->hub = where.core;
+    t->hub_handle = where.handle;
+    t->os_thread = where.os_thread;
+    t->place = where.index;
+    green_running.fetch_add(1, std::memory_order_acq_rel);
+    try {
+      where.handle->post([t] { start_on_this_hub(t); });
+    } catch (const std::exception&) {
+      green_running.fetch_sub(1, std::memory_order_acq_rel);
+      spread::finished(t->place);
+      free_record(t);
+      return EAGAIN;
+    }
+    *out = reinterpret_cast<pthread_t>(t);
+    return 0;
+  }
+  t->place = where.core != nullptr ? where.index : -1;
   link_here(*t);
   try {
     auto* s = detail::new_task(std::nullopt, stack, [t] { run_green(t); });
     s->release();  // no handle: the record is the thread's handle
   } catch (const std::exception&) {
     unlink_here(*t);
+    spread::finished(t->place);
     free_record(t);
     return EAGAIN;
   }
@@ -779,9 +827,10 @@ int pthread_cancel(pthread_t id) {
   if (gone(*t)) return ESRCH;
   if ((t->flags.load(std::memory_order_acquire) & green_thread::finished) != 0 || t->exiting) return 0;
   if (t->hub != detail::tls_hub) {
+    // As below, on t's own hub (there the caller is no green thread).
     t->hub_handle->post([t] {
       t->cancel_pending = true;
-      if (t->cancel_enabled && t->cancel_async && t->g != nullptr) cancel_now(*t);
+      if (t->cancel_enabled && t->g != nullptr) cancel_now(*t);
     });
     return 0;
   }

@@ -17,6 +17,7 @@
 #include <grove/timeout.hpp>
 
 #include "greenlet_impl.hpp"
+#include "hubs.hpp"
 #include "report.hpp"
 #include "settings.hpp"
 
@@ -76,12 +77,14 @@ hub_state::hub_state() : public_hub(*this) {
   greenlet = make_greenlet(body_ptr(std::make_unique<hub_body>(*this).release()), t.main, stack);
   impl(greenlet)->name = "hub";
   start_diagnostics();
+  register_hub(*this);
 }
 
 hub_state::~hub_state() {
   // The thread is exiting. Kill what still waits here while the loop exists:
   // their unwinding stops timers and leaves wait lists.
   closing = true;
+  unregister_hub(*this);
   for (int round = 0; round < 3 && (tasks != nullptr || parked_head != nullptr); ++round) {
     std::vector<task_base*> unstarted;
     std::vector<greenlet_core*> victims;
@@ -188,8 +191,8 @@ void hub_state::for_each_parked(F&& f) {
 // idle waits for timers, I/O or posts; with nothing that could ever wake the
 // parked greenlets, gives them loop_exit.
 void hub_state::idle() {
-  const bool outside =
-      jobs_in_flight > 0 || holds.load(std::memory_order_acquire) > 0 || has_posts.load(std::memory_order_acquire);
+  const bool outside = jobs_in_flight > 0 || holds.load(std::memory_order_acquire) > 0 ||
+                       has_posts.load(std::memory_order_acquire) || remote.load(std::memory_order_acquire) != nullptr;
   // Idle time is when pooled stacks beyond the pool's limit give their memory
   // back, a slice at a time; while some are left, poll without sleeping.
   stack_pool& stacks = static_cast<thread_state*>(ts)->pool;
@@ -239,9 +242,34 @@ void kick_from_signal() noexcept {
   ev_async_send(s.loop, &s.async);  // libev: safe in a signal handler
 }
 
+void hand_over(hub_core& core, remote_wake& item) noexcept {
+  hub_state& h = state_of(core);
+  remote_wake* old = h.remote.load(std::memory_order_relaxed);
+  do {
+    item.next = old;
+  } while (!h.remote.compare_exchange_weak(old, &item, std::memory_order_release, std::memory_order_relaxed));
+  // A non-empty list has had its wake-up sent by whoever made it non-empty.
+  if (old == nullptr) ev_async_send(h.loop, &h.async);
+}
+
 void hub_state::run_posts() {
   if (signal_kicked.load(std::memory_order_relaxed) && signal_kicked.exchange(false, std::memory_order_acq_rel)) {
     if (void (*drain)() = signal_drain.load(std::memory_order_acquire)) drain();
+  }
+  if (remote.load(std::memory_order_relaxed) != nullptr) {
+    remote_wake* items = remote.exchange(nullptr, std::memory_order_acquire);
+    remote_wake* fifo = nullptr;  // oldest first
+    while (items != nullptr) {
+      remote_wake* next = items->next;
+      items->next = fifo;
+      fifo = items;
+      items = next;
+    }
+    while (fifo != nullptr) {
+      remote_wake* next = fifo->next;  // read first: running an item may end its waiter
+      fifo->run(*fifo);
+      fifo = next;
+    }
   }
   if (!has_posts.load(std::memory_order_acquire)) return;
   std::vector<std::function<void()>> batch_;
@@ -364,6 +392,7 @@ void keep_only_current_after_fork() noexcept {
   new (&h.post_lock) std::mutex;
   new (&h.posts) std::vector<std::function<void()>>;
   h.has_posts.store(false, std::memory_order_relaxed);
+  h.remote.store(nullptr, std::memory_order_relaxed);
   h.holds.store(0, std::memory_order_relaxed);  // held by vanished greenlets
   h.direct_budget = 0;
 }

@@ -85,6 +85,7 @@ struct hub_state : hub_core {
   std::mutex post_lock;
   std::vector<std::function<void()>> posts;  // guarded by post_lock
   std::atomic<bool> has_posts{false};
+  std::atomic<remote_wake*> remote{nullptr};  // hand_over's items, newest first
   std::atomic<bool> signal_kicked{false};      // kick_from_signal: run the signal drain after the poll
   std::atomic<int> holds{0};                   // hub::keepalive objects alive
   int jobs_in_flight = 0;                      // run_in_thread jobs not yet returned
@@ -100,6 +101,7 @@ struct hub_state : hub_core {
   std::size_t task_count = 0;
   std::size_t timer_count = 0;
   std::uint64_t next_task_id = 1;
+  int slot = -1;  // this hub's bit in the per-descriptor sets (hubs.hpp); -1: the shared overflow bit
 
   // GROVE_MONITOR_MS: a watchdog thread watches `switches` (hub_core::monitoring).
   std::atomic<std::uint64_t> switches{0};

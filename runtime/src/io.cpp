@@ -17,6 +17,7 @@
 #include <system_error>
 
 #include "hub_state.hpp"
+#include "hubs.hpp"
 
 namespace grove::detail {
 
@@ -51,6 +52,7 @@ void on_ready(struct ev_loop*, ev_io* w, int) {
   slot->read.io.data = &slot->read;
   slot->write.io.data = &slot->write;
   slot->read.hub = slot->write.hub = &h;
+  note_fd_watched(h, fd);
   // Two queued stops per descriptor at most: room for them now, so that
   // unwatch (in a libev callback or a destructor) never allocates.
   if (h.unwatched.capacity() < 2 * h.fds.size()) h.unwatched.reserve(4 * h.fds.size());
@@ -78,6 +80,7 @@ bool wait_fd(int fd, bool readable, deadline d) {
     ev_io_set(&e.read.io, fd, EV_READ);
     ev_io_set(&e.write.io, fd, EV_WRITE);
     e.closed = false;
+    note_fd_watched(h, fd);
   }
   fd_watch& watch = readable ? e.read : e.write;
   int outcome = 0;
@@ -131,6 +134,7 @@ void forget_fd(hub_state& h, int fd) noexcept {
   wake_closed(e.write);
   ev_io_stop(h.loop, &e.read.io);
   ev_io_stop(h.loop, &e.write.io);
+  if (!e.closed) note_fd_forgotten(h, fd);
   e.closed = true;
 }
 
@@ -152,6 +156,7 @@ bool wait_writable(int fd, std::chrono::nanoseconds limit) {
 
 void notify_close(int fd) noexcept {
   if (detail::tls_hub != nullptr) detail::forget_fd(detail::state_of(*detail::tls_hub), fd);
+  detail::forget_fd_on_other_hubs(fd);
 }
 
 int close(int fd) {

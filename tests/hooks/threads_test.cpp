@@ -9,9 +9,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -43,6 +45,22 @@ int os_threads_in_process() {
     }
   }
   return -1;
+}
+
+// hubs is GROVE_HUBS, which CTest sets (1 or 2): the OS threads green threads run on.
+int hubs() {
+  const char* v = std::getenv("GROVE_HUBS");
+  return v != nullptr && *v != '\0' ? std::atoi(v) : 1;
+}
+
+// kernel_tid is the calling OS thread's id as the kernel has it (gettid is the
+// green thread's own id under the hooks): /proc/thread-self names its task.
+long kernel_tid() {
+  char buf[64] = {};
+  const ssize_t n = ::readlink("/proc/thread-self", buf, sizeof buf - 1);
+  if (n <= 0) return -1;
+  const char* slash = std::strrchr(buf, '/');
+  return slash != nullptr ? std::atol(slash + 1) : -1;
 }
 
 // os_thread starts f on a real OS thread, whatever pthread_create has become.
@@ -84,13 +102,14 @@ joined join(pthread_t t) {
 }  // namespace
 
 TEST_CASE(
-    "pthread_create in main makes green threads: one OS thread, a pthread_self and a gettid each, join returns the "
-    "value") {
+    "pthread_create in main makes green threads: spread over GROVE_HUBS OS threads and no more, a pthread_self and a "
+    "gettid each, join returns the value") {
   grove::hub::current();
   const long main_tid = os_tid();
   const int threads_before = os_threads_in_process();
   struct rec {
     long tid = 0;
+    long kernel_tid = 0;
     pthread_t self{};
     int threads = 0;
   };
@@ -109,6 +128,7 @@ TEST_CASE(
                   auto* a = static_cast<arg*>(p);
                   ::usleep(20'000);  // all 100 are alive at once
                   a->r->tid = os_tid();
+                  a->r->kernel_tid = kernel_tid();
                   a->r->self = ::pthread_self();
                   a->r->threads = os_threads_in_process();
                   return reinterpret_cast<void*>(a->n * 2);
@@ -117,6 +137,7 @@ TEST_CASE(
   }
   std::set<pthread_t> selves;
   std::set<long> tids;
+  std::set<long> os_threads;  // the kernel's: the hubs' threads
   for (long i = 0; i < 100; ++i) {
     const joined j = join(ids[i]);
     CHECK(j.rc == 0);
@@ -124,12 +145,18 @@ TEST_CASE(
     CHECK(seen[i].tid != main_tid);  // an id of its own, though on main's OS thread (the count below)
     tids.insert(seen[i].tid);
     CHECK(::pthread_equal(seen[i].self, ids[i]));
-    CHECK(seen[i].threads == threads_before);
+    // The other hubs' threads start with the first green thread, and no others.
+    CHECK(seen[i].threads <= threads_before + hubs() - 1);
+    CHECK(seen[i].threads == seen[0].threads);
     selves.insert(seen[i].self);
+    os_threads.insert(seen[i].kernel_tid);
   }
   CHECK(selves.size() == 100);
   CHECK(tids.size() == 100);
   CHECK(selves.count(::pthread_self()) == 0);
+  // Placed on the least-loaded hub: all 100 threads at once fill every hub.
+  CHECK(os_threads.size() == static_cast<std::size_t>(hubs()));
+  CHECK(os_threads.count(kernel_tid()) == 1);
 }
 
 TEST_CASE("a green thread blocked on a mutex lets the hub run other tasks, and gets the mutex when it is unlocked") {
@@ -610,4 +637,133 @@ TEST_CASE("errno is kept per green thread across its blocking calls") {
   for (pthread_t t : ts) CHECK(join(t).rc == 0);
   CHECK(kept[0]);
   CHECK(kept[1]);
+}
+
+TEST_CASE("close of a pipe that green threads of every hub wait on wakes each with EBADF, and the number is safe to reuse") {
+  grove::hub::current();
+  int p[2];
+  REQUIRE(::pipe(p) == 0);
+  struct reader {
+    int fd;
+    int rc = 0;
+    int err = 0;
+    long kernel_tid = 0;
+  };
+  std::vector<reader> readers(4, reader{p[0]});
+  std::vector<pthread_t> ids(readers.size());
+  for (std::size_t i = 0; i < readers.size(); ++i) {
+    REQUIRE(::pthread_create(
+                &ids[i], nullptr,
+                [](void* a) -> void* {
+                  auto* r = static_cast<reader*>(a);
+                  r->kernel_tid = kernel_tid();
+                  char c;
+                  r->rc = static_cast<int>(::read(r->fd, &c, 1));
+                  r->err = errno;
+                  return nullptr;
+                },
+                &readers[i]) == 0);
+  }
+  ::usleep(50'000);  // every reader blocks in read
+  REQUIRE(::close(p[0]) == 0);
+  // The number comes back at once; nobody's wake-up may land on the new pipe.
+  int q[2];
+  REQUIRE(::pipe(q) == 0);
+  std::set<long> os_threads;
+  for (std::size_t i = 0; i < readers.size(); ++i) {
+    CHECK(join(ids[i]).rc == 0);
+    CHECK(readers[i].rc == -1);
+    CHECK(readers[i].err == EBADF);
+    os_threads.insert(readers[i].kernel_tid);
+  }
+  CHECK(os_threads.size() == static_cast<std::size_t>(std::min(hubs(), 4)));
+  // The reused number works for its new owner, from a green thread of any hub.
+  pthread_t t;
+  static int new_read_end = -1;
+  new_read_end = q[0];
+  REQUIRE(::pthread_create(
+              &t, nullptr,
+              [](void*) -> void* {
+                char c = 0;
+                return reinterpret_cast<void*>(::read(new_read_end, &c, 1) == 1 && c == 'x' ? 1L : 0L);
+              },
+              nullptr) == 0);
+  ::usleep(20'000);
+  REQUIRE(::write(q[1], "x", 1) == 1);
+  CHECK(join(t).value == reinterpret_cast<void*>(1L));
+  ::close(q[0]);
+  ::close(q[1]);
+  ::close(p[1]);
+}
+
+TEST_CASE("1,000 green threads over every hub contend one mutex and ping-pong a condvar, semaphore and rwlock: no "
+          "lost wake-up, exact counts") {
+  grove::hub::current();
+  static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+  static pthread_cond_t turn_changed = PTHREAD_COND_INITIALIZER;
+  static pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
+  static sem_t sems[2];
+  static long counter = 0;
+  static long rw_counter = 0;
+  static int turn = 0;
+  ::sem_init(&sems[0], 0, 1);
+  ::sem_init(&sems[1], 0, 0);
+  constexpr int contenders = 1000;
+  constexpr int rounds = 20;
+  std::vector<pthread_t> ids;
+  for (int i = 0; i < contenders; ++i) {
+    pthread_t t;
+    REQUIRE(::pthread_create(
+                &t, nullptr,
+                [](void*) -> void* {
+                  for (int k = 0; k < rounds; ++k) {
+                    ::pthread_mutex_lock(&m);
+                    const long seen = counter;
+                    if (k % 5 == 0) ::sched_yield();  // another hub's thread may come in meanwhile: it must not
+                    counter = seen + 1;
+                    ::pthread_mutex_unlock(&m);
+                    ::pthread_rwlock_wrlock(&rw);
+                    ++rw_counter;
+                    ::pthread_rwlock_unlock(&rw);
+                  }
+                  return nullptr;
+                },
+                nullptr) == 0);
+    ids.push_back(t);
+  }
+  // Two threads (on two hubs, when there are two) pass a turn back and forth
+  // through the condvar, and a token through two semaphores.
+  struct player {
+    int me;
+    long passes = 0;
+  };
+  player players[2] = {{0}, {1}};
+  pthread_t ping[2];
+  for (int i = 0; i < 2; ++i) {
+    REQUIRE(::pthread_create(
+                &ping[i], nullptr,
+                [](void* a) -> void* {
+                  auto* pl = static_cast<player*>(a);
+                  for (int k = 0; k < 2000; ++k) {
+                    ::pthread_mutex_lock(&m);
+                    while (turn != pl->me) ::pthread_cond_wait(&turn_changed, &m);
+                    turn = 1 - pl->me;
+                    ::pthread_cond_broadcast(&turn_changed);
+                    ::pthread_mutex_unlock(&m);
+                    ::sem_wait(&sems[pl->me]);
+                    ::sem_post(&sems[1 - pl->me]);
+                    ++pl->passes;
+                  }
+                  return nullptr;
+                },
+                &players[i]) == 0);
+  }
+  for (pthread_t t : ids) CHECK(join(t).rc == 0);
+  for (pthread_t t : ping) CHECK(join(t).rc == 0);
+  CHECK(counter == long{contenders} * rounds);
+  CHECK(rw_counter == long{contenders} * rounds);
+  CHECK(players[0].passes == 2000);
+  CHECK(players[1].passes == 2000);
+  ::sem_destroy(&sems[0]);
+  ::sem_destroy(&sems[1]);
 }

@@ -277,6 +277,18 @@ void set_signal_drain(void (*drain)()) noexcept;
 // waking it if it sleeps in its poll. Async-signal-safe; nothing without a hub.
 void kick_from_signal() noexcept;
 
+// remote_wake is a wake-up handed to a hub from another OS thread: queued
+// without a lock or an allocation (the item lives with its waiter), run on the
+// hub's greenlet after its next poll. hand_over pushes it onto the hub's
+// lock-free list and sends the hub's ev_async only when the list was empty:
+// one wake-up per batch, and none at all while the hub is busy (libev writes
+// its eventfd only when the loop sleeps in its poll).
+struct remote_wake {
+  remote_wake* next = nullptr;
+  void (*run)(remote_wake&) = nullptr;
+};
+void hand_over(hub_core& h, remote_wake& item) noexcept;
+
 // current_greenlet is the greenlet running now.
 [[gnu::always_inline]] inline greenlet_core* current_greenlet() { return current_hub().ts->current; }
 

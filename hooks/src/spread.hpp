@@ -1,0 +1,62 @@
+// spread.hpp — green threads over several hubs (GROVE_HUBS, grove-run --hubs).
+//
+// With GROVE_HUBS=N, green threads run on N hubs, each a libev loop on its own
+// OS thread: the first is the hub of the thread that creates the first green
+// thread (main's, under grove-run), the others are started with the real
+// pthread_create when the first green thread is made. The default is the
+// number of CPUs in the process's affinity mask; 1 is one hub for everything.
+//
+// Placement, never migration. pthread_create puts the new green thread on the
+// hub with the fewest unfinished green threads (the creator's hub on a tie),
+// and there it stays until it ends. A green thread that has run never moves to
+// another OS thread: compiled code keeps thread-local addresses (errno's,
+// every `thread_local`'s, the thread pointer itself) in registers and on its
+// stack across calls, so a thread resumed on another OS thread would read and
+// write the first thread's variables — the corruption libgo and others hit
+// when they moved running coroutines. So the only green threads that may go
+// to another hub are those that have not started yet.
+//
+// Everything between hubs goes through what is already safe across OS
+// threads: the parking lot (pthread objects; a waker on another hub wakes a
+// waiter through that hub's post), hub::post (signals, cancellation), and
+// grove::notify_close (a descriptor closed on one hub wakes its waiters on all).
+#pragma once
+
+#include <pthread.h>
+
+#include <cstdint>
+
+#include <grove/detail/wait.hpp>
+#include <grove/hub.hpp>
+
+namespace grove::hooks::spread {
+
+// hubs is GROVE_HUBS (read once; a bad value prints a message and exits 2).
+unsigned hubs();
+
+// place is where a new green thread goes.
+struct place {
+  int index = 0;  // the hub's number, 0 to hubs()-1
+  detail::hub_core* core = nullptr;
+  grove::hub* handle = nullptr;
+  pthread_t os_thread{};
+};
+
+// choose picks the hub for a new green thread made by the calling task, starting
+// the other hubs if they have not been, and counts the thread there. False: the
+// caller's hub is not one of the group (a hub of a thread the program made
+// itself): the thread stays on the caller's hub, uncounted.
+bool choose(place& out);
+
+// finished uncounts a green thread of hub `index` that has ended.
+void finished(int index) noexcept;
+
+// several tells whether more than one hub runs: then a green thread's waiter may
+// be woken from another hub at any time.
+bool several() noexcept;
+
+// after_fork_in_child: the child has one thread, the forker, and so one hub;
+// the group starts again (the forker's hub first) when it next makes a thread.
+void after_fork_in_child() noexcept;
+
+}  // namespace grove::hooks::spread
