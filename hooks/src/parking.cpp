@@ -13,10 +13,12 @@
 
 #include <grove/error.hpp>
 #include <grove/hub.hpp>
+#include <grove/detail/os_threads.hpp>
 #include <grove/task.hpp>
 
 #include "signals.hpp"
 #include "spread.hpp"
+#include "threads.hpp"
 
 namespace grove::hooks::parking {
 namespace {
@@ -33,6 +35,7 @@ struct node {
   detail::hub_core* hub = nullptr;
   grove::hub* hub_handle = nullptr;
   detail::waiter w;
+  bool counted = false;  // in green_forever (a green waiter with no time limit, with several hubs)
   // A waker on another OS thread hands the wake over with this.
   struct delivery_item : detail::remote_wake {
     node* owner = nullptr;
@@ -82,6 +85,13 @@ bucket& bucket_of(const void* addr) noexcept {
 
 std::atomic<long> native_running{0};
 
+// With several hubs no single hub can tell that nothing will ever wake its
+// waiters (another hub's thread may), so the deadlock report counts instead:
+// green waiters with no time limit, enqueued and not yet dequeued. When that
+// reaches every live thread of the program (threads_alive), each waits on a
+// pthread object and none is being woken: only a signal handler can wake them.
+std::atomic<long> green_forever{0};
+
 // When every green thread of a hub waits on pthread objects and nothing else
 // (a timer, a descriptor, another OS thread) could wake them, only a signal
 // handler still can (sem_post is async-signal-safe). The hub is told so by
@@ -103,9 +113,16 @@ void futex_wake(std::atomic<std::uint32_t>& word) noexcept {
 bool enqueue(bucket& b, node& n, bool (*validate)(void*), void* state) {
   b.lock();
   const bool wait = validate(state);
-  if (wait) b.push(n);
+  if (wait) {
+    b.push(n);
+    if (n.counted) green_forever.fetch_add(1, std::memory_order_acq_rel);
+  }
   b.unlock();
   return wait;
+}
+
+void uncount(node& n) noexcept {
+  if (n.counted) green_forever.fetch_sub(1, std::memory_order_acq_rel);
 }
 
 // leave takes a waiter whose wait ended without a wake out of its queue.
@@ -113,7 +130,10 @@ bool enqueue(bucket& b, node& n, bool (*validate)(void*), void* state) {
 bool leave(bucket& b, node& n) noexcept {
   b.lock();
   const bool queued = n.state.load(std::memory_order_relaxed) == waiting;
-  if (queued) b.unlink(n);
+  if (queued) {
+    b.unlink(n);
+    uncount(n);
+  }
   b.unlock();
   return !queued;
 }
@@ -135,6 +155,7 @@ void warn_everything_blocked() {
                "grove: every green thread waits on a pthread object, and no timer, descriptor or other thread can "
                "wake them; only a signal handler can now (a deadlock?). The tasks:\n");
   grove::dump_tasks(std::cerr);
+  detail::dump_other_hubs();
 }
 
 result park_green(bucket& b, node& n, bool (*validate)(void*), void* state, limit l, std::exception_ptr* deferred) {
@@ -143,7 +164,12 @@ result park_green(bucket& b, node& n, bool (*validate)(void*), void* state, limi
   n.w.g = n.hub->ts->current;
   n.w.what = "a pthread object";
   n.w.on = n.addr;
+  n.counted = l.forever && spread::several();
   if (!enqueue(b, n, validate, state)) return result::invalid;
+  if (n.counted && native_running.load(std::memory_order_relaxed) == 0 &&
+      green_forever.load(std::memory_order_acquire) >= threads_alive()) {
+    warn_everything_blocked();
+  }
 
   // Another OS thread of the program, or a green thread on another hub, may
   // wake this waiter: the hub must wait for it.
@@ -244,6 +270,7 @@ std::size_t unpark(const void* addr, std::size_t most) {
     node* next = n->next;
     if (n->addr == addr) {
       b.unlink(*n);
+      uncount(*n);
       n->state.store(claimed, std::memory_order_relaxed);
       n->wake_next = nullptr;
       *last = n;
@@ -291,6 +318,11 @@ void after_fork_in_child(bool keep_this_hub, long natives) noexcept {
   }
   native_running.store(natives, std::memory_order_relaxed);
   slicing = false;
+  long counted = 0;
+  for (bucket& b : buckets) {
+    for (node* n = b.head; n != nullptr; n = n->next) counted += n->counted ? 1 : 0;
+  }
+  green_forever.store(counted, std::memory_order_relaxed);
 }
 
 void native_thread_started() noexcept { native_running.fetch_add(1, std::memory_order_relaxed); }

@@ -489,6 +489,10 @@ void cancel_now(green_thread& t) {
 
 signals::thread_state& signal_state_of(green_thread& t) noexcept { return t.signals; }
 
+long threads_alive() noexcept {
+  return green_running.load(std::memory_order_acquire) + (main_gone.load(std::memory_order_acquire) ? 0 : 1);
+}
+
 void for_each_green_here_with(void (*f)(signals::thread_state&, void*), void* arg) {
   for (green_thread* t = here_head; t != nullptr;) {
     green_thread* next = t->here_next;  // f may end a wait, never a thread

@@ -43,6 +43,10 @@ void default_to_green() noexcept;
   return static_cast<std::uintptr_t>(::pthread_self()) | 1;  // greenlets are aligned: never odd
 }
 
+// threads_alive counts the program's threads that run as greenlets: its green
+// threads, and main unless it is gone (a child of fork from a green thread).
+long threads_alive() noexcept;
+
 // cancellation_point acts on a pending pthread_cancel of the calling green
 // thread (unwinding it), as glibc's cancellation points do.
 void cancellation_point();

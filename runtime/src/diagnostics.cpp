@@ -27,6 +27,7 @@
 #include "backtrace.hpp"
 #include "greenlet_impl.hpp"
 #include "hub_state.hpp"
+#include "hubs.hpp"
 #include "settings.hpp"
 
 namespace grove::detail {
@@ -81,7 +82,10 @@ const diagnostics_settings& settings() {
 
 std::atomic<bool> dump_signal_taken{false};
 
-void on_dump_signal(struct ev_loop*, ev_signal*, int) { dump_tasks(std::cerr); }
+void on_dump_signal(struct ev_loop*, ev_signal*, int) {
+  dump_tasks(std::cerr);
+  dump_other_hubs();
+}
 
 // Sampling a stuck hub thread for the blocking monitor's report: the watchdog
 // sends the thread sample_signal; its handler copies the interrupted registers

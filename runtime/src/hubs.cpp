@@ -4,13 +4,19 @@
 #include "hubs.hpp"
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <condition_variable>
+#include <iostream>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <optional>
+#include <sstream>
+
+#include <grove/detail/os_threads.hpp>
+#include <grove/task.hpp>
 
 #include "hub_state.hpp"
 
@@ -121,6 +127,23 @@ void note_fd_forgotten(hub_state& h, int fd) noexcept {
   if (h.slot < 0) return;  // the overflow bit is shared: it stays
   if (std::atomic<std::uint64_t>* b = bits_of(fd, false); b != nullptr) {
     b->fetch_and(~bit_of(h), std::memory_order_acq_rel);
+  }
+}
+
+void dump_other_hubs() noexcept {
+  hub_state* self = tls_hub != nullptr ? &state_of(*tls_hub) : nullptr;
+  try {
+    for (hub_state* h : all_hubs()) {
+      if (h == self) continue;
+      h->post([] {
+        std::ostringstream out;
+        out << "grove: the hub of OS thread " << ::gettid() << ":\n";
+        grove::dump_tasks(out);
+        std::cerr << out.str() << std::flush;
+      });
+    }
+  } catch (...) {
+    // no memory: the other hubs' tasks are not listed
   }
 }
 

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -428,4 +429,79 @@ TEST_CASE(
   CHECK(out.find("together after close_range: yes\nclose") != std::string::npos);
   CHECK(out.find("together after closing one by one: yes\n") != std::string::npos);
   CHECK(out.find("together after closefrom: yes\n") != std::string::npos);
+}
+
+namespace {
+// cpu_run is a run of cpu_threads with its output, wall time and CPU time (all its threads').
+struct cpu_run {
+  std::string out;
+  int status = -1;
+  double wall = 0;
+  double cpu = 0;
+};
+cpu_run run_cpu_threads(const std::vector<std::string>& argv) {
+  int pipefd[2];
+  REQUIRE(::pipe(pipefd) == 0);
+  const auto start = std::chrono::steady_clock::now();
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::dup2(pipefd[1], STDOUT_FILENO);
+    ::close(pipefd[0]);
+    ::close(pipefd[1]);
+    ::unsetenv("GROVE_HUBS");
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  ::close(pipefd[1]);
+  cpu_run r;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(pipefd[0], buf, sizeof buf)) > 0;) r.out.append(buf, static_cast<std::size_t>(n));
+  ::close(pipefd[0]);
+  struct rusage use {};
+  REQUIRE(::wait4(pid, &r.status, 0, &use) == pid);
+  r.wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  r.cpu = static_cast<double>(use.ru_utime.tv_sec + use.ru_stime.tv_sec) +
+          static_cast<double>(use.ru_utime.tv_usec + use.ru_stime.tv_usec) / 1e6;
+  return r;
+}
+}  // namespace
+
+TEST_CASE(
+    "8 CPU-bound threads under grove-run --hubs=2 print what they print natively, and keep both hubs' OS threads busy") {
+  const std::string program = programs + "/cpu_threads";
+  const cpu_run native = run_cpu_threads({program, "8", "48"});
+  const cpu_run two = run_cpu_threads({grove_run, "--hubs=2", program, "8", "48"});
+  const cpu_run one = run_cpu_threads({grove_run, "--hubs=1", program, "8", "48"});
+  REQUIRE(native.status == 0);
+  CHECK(two.status == 0);
+  CHECK(one.status == 0);
+  CHECK(two.out == native.out);
+  CHECK(one.out == native.out);
+  CAPTURE(two.cpu);
+  CAPTURE(two.wall);
+  CAPTURE(one.cpu);
+  CAPTURE(one.wall);
+  // Two OS threads computing at once take more CPU time than wall time; one
+  // hub never can. (Generous: 2.0 on an idle 2-CPU machine.)
+  CHECK(two.cpu > 1.3 * two.wall);
+  CHECK(one.cpu < 1.1 * one.wall);
+}
+
+TEST_CASE("a deadlock under grove-run hangs as it does natively, and grove reports it on stderr, with one hub or two") {
+  const std::string program = programs + "/thr_deadlock";
+  const limited_result native = run_limited({program}, 2s);
+  CHECK(native.timed_out);
+  for (const char* hubs : {"--hubs=1", "--hubs=2"}) {
+    CAPTURE(hubs);
+    const limited_result r = run_limited({grove_run, hubs, program}, 4s);
+    CHECK(r.timed_out);
+    CHECK(r.out.find("first: locked a\n") != std::string::npos);
+    CHECK(r.out.find("second: locked b\n") != std::string::npos);
+    CHECK(r.out.find("never") == std::string::npos);
+    CHECK(r.out.find("grove: every green thread waits on a pthread object") != std::string::npos);
+  }
 }

@@ -55,6 +55,12 @@ struct stack_span {
 };
 stack_span stack_bounds(const greenlet_core* g) noexcept;
 
+// dump_other_hubs has every hub but the caller's print its tasks
+// (grove::dump_tasks(std::cerr), so with backtraces when GROVE_BACKTRACES=1),
+// each on its own thread as soon as it gets to it, under a line naming the
+// hub's OS thread. It does not wait for them.
+void dump_other_hubs() noexcept;
+
 // keep_hub_at_exit makes this thread's hub outlive the thread: it is never torn
 // down, so the tasks still parked on it are not killed (unwound) when the
 // thread exits. The preload library does this for the main thread, where a
