@@ -83,6 +83,9 @@ void start(unsigned n) {
   first.os_thread = real_pthread_self()();
   first.load.store(1, std::memory_order_relaxed);  // the creator runs here too
   first.core.store(detail::tls_hub, std::memory_order_release);
+  // The other hubs may hand wake-ups to this one until the process ends: it
+  // must outlive its thread, as the preload library makes main's.
+  detail::keep_hub_at_exit();
   unsigned started = 1;
   for (unsigned i = 1; i < n; ++i) {
     pthread_t t;

@@ -428,6 +428,7 @@ void after_fork_in_child() noexcept {
   const bool reset = self != nullptr || green_running.load(std::memory_order_relaxed) > 0;
   const long natives = counted_native ? 1 : 0;
   parking::after_fork_in_child(!reset, natives);
+  spread::after_fork_in_child();  // the child's one hub is this one; the others start again when needed
   native_running_here.store(natives, std::memory_order_relaxed);
   // A fork child has no pending signals, and the forker's mask (signals.hpp).
   if (signals::thread_state* s = signals::current(); s != nullptr) signals::after_fork_in_child(*s);
@@ -445,7 +446,6 @@ void after_fork_in_child() noexcept {
     if ((t.flags.load(std::memory_order_relaxed) & green_thread::finished) == 0) t.flags.fetch_or(green_thread::vanished);
   }
   green_running.store(self != nullptr ? 1 : 0, std::memory_order_relaxed);
-  spread::after_fork_in_child();  // the child's one hub is this one
   if (self != nullptr) self->place = -1;
   if (self != nullptr) main_gone.store(true, std::memory_order_relaxed);
   detail::keep_only_current_after_fork();

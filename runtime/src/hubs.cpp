@@ -133,7 +133,9 @@ void note_fd_forgotten(hub_state& h, int fd) noexcept {
 void dump_other_hubs() noexcept {
   hub_state* self = tls_hub != nullptr ? &state_of(*tls_hub) : nullptr;
   try {
-    for (hub_state* h : all_hubs()) {
+    registry& r = the_registry();
+    const std::lock_guard<std::mutex> listed(r.lock);  // no hub ends while it is posted to
+    for (hub_state* h : r.hubs) {
       if (h == self) continue;
       h->post([] {
         std::ostringstream out;
@@ -171,10 +173,12 @@ void forget_fd_on_other_hubs(int fd) noexcept {
   if (self != nullptr && self->slot >= 0) bits &= ~bit_of(*self);
   if (bits == 0) return;
 
+  // The hubs are told under the registry's lock, so that none of them ends
+  // between being picked and being posted to.
+  registry& r = the_registry();
+  std::unique_lock<std::mutex> listed(r.lock);
   std::vector<hub_state*> targets;
   try {
-    registry& r = the_registry();
-    const std::lock_guard<std::mutex> hold(r.lock);
     for (hub_state* h : r.hubs) {
       if (h != self && (bits & bit_of(*h)) != 0) targets.push_back(h);
     }
@@ -220,6 +224,7 @@ void forget_fd_on_other_hubs(int fd) noexcept {
       ++failed;  // no memory for the post: that hub is not told (nor waited for)
     }
   }
+  listed.unlock();
   // The hubs not told count as done, all at once: if that makes the last one,
   // the others have all answered, and nobody schedules the closer.
   if (failed > 0 && acks->left.fetch_sub(failed, std::memory_order_acq_rel) == failed) return;

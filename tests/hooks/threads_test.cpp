@@ -145,8 +145,9 @@ TEST_CASE(
     CHECK(seen[i].tid != main_tid);  // an id of its own, though on main's OS thread (the count below)
     tids.insert(seen[i].tid);
     CHECK(::pthread_equal(seen[i].self, ids[i]));
-    // The other hubs' threads start with the first green thread, and no others.
-    CHECK(seen[i].threads <= threads_before + hubs() - 1);
+    // The other hubs' threads start with the first green thread, and no others
+    // (but for one a sanitizer runtime may start beside the first new thread).
+    CHECK(seen[i].threads <= threads_before + hubs());
     CHECK(seen[i].threads == seen[0].threads);
     selves.insert(seen[i].self);
     os_threads.insert(seen[i].kernel_tid);
@@ -204,8 +205,8 @@ TEST_CASE("condition variables: signal wakes one green waiter, broadcast wakes t
   ::pthread_cond_signal(&c);
   ::pthread_mutex_unlock(&m);
   ::usleep(10'000);
+  ::pthread_mutex_lock(&m);  // the waiters may run on another hub's OS thread: read under the mutex
   CHECK(woken == 1);
-  ::pthread_mutex_lock(&m);
   tokens = 4;
   ::pthread_cond_broadcast(&c);
   ::pthread_mutex_unlock(&m);
@@ -384,12 +385,15 @@ TEST_CASE("recursive and error-checking mutexes know each green thread as a diff
 
 TEST_CASE("rwlocks: green readers share the lock; a writer waits for them, then excludes them") {
   pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
-  int readers_in = 0;
-  int max_readers = 0;
+  // Readers on different hubs are in at once on different OS threads: atomics.
+  std::atomic<int> readers_in{0};
+  std::atomic<int> max_readers{0};
   bool writer_saw_readers = false;
   auto reader = [&]() -> void* {
     ::pthread_rwlock_rdlock(&rw);
-    max_readers = std::max(max_readers, ++readers_in);
+    const int now = ++readers_in;
+    for (int seen = max_readers.load(); now > seen && !max_readers.compare_exchange_weak(seen, now);) {
+    }
     ::usleep(20'000);
     --readers_in;
     ::pthread_rwlock_unlock(&rw);
