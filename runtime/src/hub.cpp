@@ -397,6 +397,22 @@ void keep_only_current_after_fork() noexcept {
   h.direct_budget = 0;
 }
 
+namespace {
+std::string two_hubs_message(const waiter& first) {
+  std::string what = first.what != nullptr && first.what[0] != '\0' ? first.what : "a wait";
+  return "grove: a grove sync object (" + what + ") whose waiters are tasks of one hub (OS thread) was used " +
+         "from another thread. grove::mutex, event, semaphore, condition_variable, queue, channel, async_result, pools and task "
+         "joins belong to the tasks of one hub; between hubs use hub::post or pthread objects";
+}
+}  // namespace
+
+void used_from_two_hubs(const waiter& first) noexcept {
+  report(two_hubs_message(first));
+  std::abort();
+}
+
+void throw_used_from_two_hubs(const waiter& first) { throw error(two_hubs_message(first)); }
+
 hub_core& make_hub() {
   if (tls_hub == nullptr) {
     auto h = std::make_unique<hub_state>();

@@ -4,6 +4,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <grove/async_result.hpp>
@@ -450,4 +451,27 @@ TEST_CASE_FIXTURE(leak_check, "async_result: a timeout scope and a kill end a bl
   result.set(9);
   CHECK(patient.get() == 9);
   CHECK(killed.killed());
+}
+
+TEST_CASE("a grove event waited on by a task of one hub refuses a waiter from another hub's thread with grove::error") {
+  grove::event e;
+  auto waiting = grove::spawn([&] { e.wait(); });
+  grove::sleep(std::chrono::milliseconds(5));  // the task waits on e
+  std::string refused;
+  bool waited = false;
+  std::thread other([&] {
+    try {
+      e.wait(std::chrono::milliseconds(1));  // this thread's own hub: not e's
+      waited = true;
+    } catch (const grove::error& err) {
+      refused = err.what();
+    }
+  });
+  other.join();
+  CHECK_FALSE(waited);
+  CHECK(refused.find("(event) whose waiters are tasks of one hub (OS thread) was used from another thread") !=
+        std::string::npos);
+  CHECK(refused.find("hub::post or pthread objects") != std::string::npos);
+  e.set();  // from e's own hub: fine
+  waiting.get();
 }

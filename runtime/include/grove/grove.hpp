@@ -8,6 +8,7 @@
 #include <grove/event.hpp>
 #include <grove/greenlet.hpp>
 #include <grove/hub.hpp>
+#include <grove/hub_group.hpp>
 #include <grove/imap_stream.hpp>
 #include <grove/io.hpp>
 #include <grove/local.hpp>

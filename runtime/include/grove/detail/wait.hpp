@@ -62,7 +62,19 @@ struct waiter {
   waiter* park_next = nullptr;
 };
 
-// wait_list is an intrusive FIFO of waiters; sync objects keep one each.
+struct hub_core;
+extern constinit thread_local hub_core* tls_hub __attribute__((tls_model("initial-exec")));
+
+// used_from_two_hubs reports a grove sync object whose waiters belong to one
+// hub (OS thread) used from another, and aborts: its state is not
+// thread-safe, so going on would be silently wrong. Throwing callers throw
+// grove::error instead (wait_list::check_waiter).
+[[noreturn, gnu::cold]] void used_from_two_hubs(const waiter& first) noexcept;
+[[noreturn, gnu::cold]] void throw_used_from_two_hubs(const waiter& first);
+
+// wait_list is an intrusive FIFO of waiters; sync objects keep one each. Its
+// waiters are tasks of one hub: a task of another hub (or a thread with no
+// hub) that waits on it, or wakes one of its waiters, is refused.
 class wait_list {
  public:
   wait_list() = default;
@@ -73,7 +85,19 @@ class wait_list {
   std::size_t size() const noexcept { return size_; }
   waiter* front() const noexcept { return head_; }
 
+  // check_waiter throws grove::error if the caller's hub is not the hub of
+  // the waiters already here.
+  void check_waiter() const {
+    if (head_ != nullptr && hub_ != tls_hub) [[unlikely]]
+      throw_used_from_two_hubs(*head_);
+  }
+
   void push_back(waiter& w) noexcept {
+    if (head_ == nullptr) {
+      hub_ = tls_hub;
+    } else if (hub_ != tls_hub) [[unlikely]] {
+      used_from_two_hubs(*head_);
+    }
     w.prev = tail_;
     w.next = nullptr;
     if (tail_ != nullptr) {
@@ -103,7 +127,11 @@ class wait_list {
   }
   waiter* pop_front() noexcept {
     waiter* w = head_;
-    if (w != nullptr) remove(*w);
+    if (w != nullptr) {
+      if (hub_ != tls_hub) [[unlikely]]
+        used_from_two_hubs(*w);
+      remove(*w);
+    }
     return w;
   }
 
@@ -128,6 +156,7 @@ class wait_list {
   waiter* head_ = nullptr;
   waiter* tail_ = nullptr;
   std::size_t size_ = 0;
+  hub_core* hub_ = nullptr;  // the hub of the waiters, while there are any
 };
 
 // listed_waiter is a waiter linked into a wait_list for as long as it lives
@@ -136,6 +165,7 @@ struct listed_waiter : waiter {
   listed_waiter(wait_list& l, const char* what_, const void* on_) : list(l) {
     what = what_;
     on = on_;
+    l.check_waiter();
     l.push_back(*this);
   }
   listed_waiter(const listed_waiter&) = delete;
