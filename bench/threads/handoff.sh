@@ -78,28 +78,8 @@ grove_hubs() {
   fi
 }
 
-# others_ticks: sets other_ticks to the CPU time, in clock ticks, of every user process on the
-# machine but this script (their own time and their reaped children's, which is how the
-# compilers of a concurrent build are caught), plus the hypervisor's steal time. The benchmark
-# is a child of this script: its time lands in ours, which is left out.
-others_ticks() {
-  local p line
-  local -a f
-  other_ticks=0
-  for p in /proc/[0-9]*; do
-    [[ ${p#/proc/} == "$$" ]] && continue
-    { read -r line <"$p/stat"; } 2>/dev/null || continue
-    # After the command name: state is field 0, parent 1, utime 11, stime 12, cutime 13, cstime 14.
-    read -r -a f <<<"${line##*) }"
-    # Kernel threads (kthreadd's children) are left out: ksoftirqd's share of the loopback
-    # traffic is part of the benchmark, up to 10% of a CPU at 10,000 connections.
-    ((f[1] == 2 || ${p#/proc/} == 2)) && continue
-    ((other_ticks += f[11] + f[12] + f[13] + f[14]))
-  done
-  # The first line of /proc/stat sums all CPUs; steal is its 8th number.
-  read -r -a f </proc/stat
-  ((other_ticks += f[8]))
-}
+# others_ticks (bench/threads/others.sh): the CPU the rest of the machine takes meanwhile.
+source bench/threads/others.sh
 
 # run_way KEY CPUS COMMAND...: one run, kept if faster.
 declare -A condvar_ns mutex_ns os_threads others

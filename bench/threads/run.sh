@@ -118,28 +118,9 @@ mkfifo "$tmp/never"
 exec {never}<>"$tmp/never"
 nap() { read -r -t "$1" -u "$never" _ || true; }
 
-# others_ticks: sets other_ticks to the CPU time, in clock ticks, of every user process on the
-# machine but this script and the server (their own time and their reaped children's, which is
-# how the compilers of a concurrent build are caught), plus the hypervisor's steal time. No
-# fork, and the load generator is a child of this script: its time lands in ours, left out.
-others_ticks() {
-  local p line
-  local -a f
-  other_ticks=0
-  for p in /proc/[0-9]*; do
-    [[ ${p#/proc/} == "$$" || ${p#/proc/} == "$server_pid" ]] && continue
-    { read -r line <"$p/stat"; } 2>/dev/null || continue
-    # After the command name: state is field 0, parent 1, utime 11, stime 12, cutime 13, cstime 14.
-    read -r -a f <<<"${line##*) }"
-    # Kernel threads (kthreadd's children) are left out: ksoftirqd's share of the loopback
-    # traffic is part of the benchmark, up to 10% of a CPU at 10,000 connections.
-    ((f[1] == 2 || ${p#/proc/} == 2)) && continue
-    ((other_ticks += f[11] + f[12] + f[13] + f[14]))
-  done
-  # The first line of /proc/stat sums all CPUs; steal is its 8th number.
-  read -r -a f </proc/stat
-  ((other_ticks += f[8]))
-}
+# others_ticks (bench/threads/others.sh): the CPU the rest of the machine takes meanwhile; the
+# server is named, so its time is left out too.
+source bench/threads/others.sh
 
 # others_pct TICKS0 TICKS1 SINCE_NS: others_ticks' growth as a percent of the wall time since
 # SINCE_NS, i.e. of one CPU.
@@ -243,7 +224,7 @@ run_one() {
   peak_rss=0
   peak_pte=0
   peak_threads=0
-  others_ticks
+  others_ticks "$server_pid"
   others0=$other_ticks
   since=$(now_ns)
   (exec timeout -k 5 $((seconds + warmup + 120)) taskset -c 1 "$load_bin" --port "$server_port" --size "$size" \
@@ -256,7 +237,7 @@ run_one() {
   wait "$load_pid" || status=$?
   load_pid=""
   check_server "$name"
-  others_ticks
+  others_ticks "$server_pid"
   waited=$(others_pct "$others0" "$other_ticks" "$since")
   thread_list=$(thread_names)
   if ((status == 124 || status == 137)); then
