@@ -3,8 +3,12 @@
 // With GROVE_HUBS=N, green threads run on N hubs, each a libev loop on its own
 // OS thread: the first is the hub of the thread that creates the first green
 // thread (main's, under grove-run), the others are started with the real
-// pthread_create when the first green thread is made. The default is the
-// number of CPUs in the process's affinity mask; 1 is one hub for everything.
+// pthread_create when the first green thread is made. GROVE_HUBS=cpus is the
+// number of CPUs in the process's affinity mask. The default is still 1, one
+// hub for everything: with two hubs, CPython's test_threading
+// (test_is_alive_after_fork) sometimes resumes a green thread parked on the
+// GIL's pthread objects without a wake, a bug not found yet; until it is,
+// several hubs are asked for.
 //
 // Placement, never migration. pthread_create puts the new green thread on the
 // hub with the fewest unfinished green threads (the creator's hub on a tie),
