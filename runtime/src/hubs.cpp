@@ -104,18 +104,6 @@ void after_fork_in_child() noexcept {
 [[gnu::constructor]] void register_fork_handler() { ::pthread_atfork(nullptr, nullptr, after_fork_in_child); }
 }  // namespace
 
-std::size_t hub_count() noexcept {
-  registry& r = the_registry();
-  const std::lock_guard<std::mutex> hold(r.lock);
-  return r.hubs.size();
-}
-
-std::vector<hub_state*> all_hubs() {
-  registry& r = the_registry();
-  const std::lock_guard<std::mutex> hold(r.lock);
-  return r.hubs;
-}
-
 void note_fd_watched(hub_state& h, int fd) noexcept {
   std::atomic<std::uint64_t>* b = bits_of(fd, true);
   if (b == nullptr) return;

@@ -23,9 +23,6 @@ constexpr int overflow_slot = 63;
 
 void register_hub(hub_state& h);
 void unregister_hub(hub_state& h) noexcept;
-std::size_t hub_count() noexcept;
-// all_hubs is a snapshot of the live hubs (each may end once the registry's lock is let go).
-std::vector<hub_state*> all_hubs();
 
 // note_fd_watched records that h watches fd; note_fd_forgotten that it no longer does.
 void note_fd_watched(hub_state& h, int fd) noexcept;
