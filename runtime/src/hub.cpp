@@ -547,7 +547,10 @@ bool park_here(hub_core& h, greenlet_core* self, waiter& w) {
 // park_timed is park with a deadline: out of line, so that the timer's room is
 // only on the stack of waits that have one (a parked connection's stack stays shallow).
 [[gnu::noinline]] bool park_timed(hub_core& h, greenlet_core* self, waiter& w, deadline d) {
-  if (d <= clock::now()) return false;  // a zero limit: just a check
+  if (d <= clock::now()) {  // a zero limit: just a check
+    w.state = waiter::status::timed_out;
+    return false;
+  }
   timer limit;
   limit.start(d, on_park_deadline, &w);
   return park_here(h, self, w);
@@ -557,6 +560,11 @@ bool park_here(hub_core& h, greenlet_core* self, waiter& w) {
 
 bool park(waiter& w, deadline d) {
   hub_core& h = current_hub();
+  // Once park returns or throws, w is never left `waiting`: a waker on another
+  // OS thread may still hold it (the parking lot's hand-over), and its late wake
+  // must not queue a greenlet that is no longer parked (it would be resumed in
+  // the middle of its next wait).
+  w.state = waiter::status::interrupted;
   greenlet_core* self = blockable_current(h);
   check_interrupts(self);
   w.g = self;

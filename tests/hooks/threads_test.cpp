@@ -771,3 +771,50 @@ TEST_CASE("1,000 green threads over every hub contend one mutex and ping-pong a 
   ::sem_destroy(&sems[0]);
   ::sem_destroy(&sems[1]);
 }
+
+TEST_CASE("condvar waits whose limit is a microsecond away or already past, woken from other hubs and an OS thread (a "
+          "GIL's pattern), each end once: no thread is resumed twice") {
+  grove::hub::current();
+  // A lock handed over as CPython's GIL is: waiters wait in steps of a
+  // microsecond, so a wait often ends by its limit just as a waker on another
+  // OS thread has picked it; that late wake must not resume it again later.
+  struct gil {
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+    bool held = false;
+    long taken = 0;
+    long timeouts = 0;
+  };
+  static gil g;
+  constexpr int rounds = 2000;
+  auto body = [](void*) -> void* {
+    for (int i = 0; i < rounds; ++i) {
+      ::pthread_mutex_lock(&g.m);
+      for (int k = 0; g.held; ++k) {
+        const timespec at = in(CLOCK_REALTIME, std::chrono::nanoseconds(k % 3 == 0 ? 0 : 1000));
+        if (::pthread_cond_timedwait(&g.c, &g.m, &at) == ETIMEDOUT) ++g.timeouts;
+      }
+      g.held = true;
+      ++g.taken;
+      ::pthread_mutex_unlock(&g.m);
+      // Hold it a while, letting the others come and wait.
+      const auto until = std::chrono::steady_clock::now() + 2us;
+      while (std::chrono::steady_clock::now() < until) {
+      }
+      ::sched_yield();
+      ::pthread_mutex_lock(&g.m);
+      g.held = false;
+      ::pthread_cond_signal(&g.c);
+      ::pthread_mutex_unlock(&g.m);
+    }
+    return nullptr;
+  };
+  std::vector<pthread_t> ids(4);
+  for (pthread_t& t : ids) REQUIRE(::pthread_create(&t, nullptr, body, nullptr) == 0);
+  std::thread native = os_thread([&] { body(nullptr); });
+  for (pthread_t t : ids) CHECK(join(t).rc == 0);
+  native.join();
+  CHECK(g.taken == 5L * rounds);
+  CHECK_FALSE(g.held);
+  MESSAGE("waits that ended by their limit: " << g.timeouts);
+}

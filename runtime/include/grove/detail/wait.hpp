@@ -273,7 +273,8 @@ void raise_pending(greenlet_core* g);
 
 // park blocks the current greenlet until w is woken (true) or d passes (false).
 // Throws what interrupts it (kill, timeout scope, loop_exit), and grove::error
-// when called in the hub itself.
+// when called in the hub itself. However it ends, w is then no longer
+// `waiting`, so a wake that comes late (from another OS thread) is a no-op.
 bool park(waiter& w, deadline d = forever);
 
 // to_hub switches from the current greenlet to the hub, which resumes it once it
