@@ -22,8 +22,8 @@ void usage(std::FILE* to) {
       "Runs PROGRAM with libgrove-preload.so preloaded: its main thread gets a grove\n"
       "hub, and its blocking calls (sleeps, sockets, pipes, poll/select/epoll, DNS,\n"
       "pthread mutexes, condition variables, semaphores, joins) wait cooperatively on\n"
-      "it. Its pthreads become green threads: grove tasks on one OS thread, or spread\n"
-      "over several hubs (OS threads with their own event loops) with --hubs.\n"
+      "it. Its pthreads become green threads: grove tasks spread over one hub (an OS\n"
+      "thread with its own event loop) per CPU, or over --hubs of them.\n"
       "Equivalent to LD_PRELOAD=.../libgrove-preload.so.\n"
       "\n"
       "options (each sets the environment variable named after it; the default is\n"
@@ -32,8 +32,8 @@ void usage(std::FILE* to) {
       "                         tasks on the hubs) or native (they stay OS threads)\n"
       "  --hubs=N               GROVE_HUBS: hubs the green threads are spread over, each\n"
       "                         an OS thread (1-1024, or cpus: one per CPU the process\n"
-      "                         may run on; default 1); a green thread stays on the hub\n"
-      "                         it started on\n"
+      "                         may run on, the default); a green thread stays on the\n"
+      "                         hub it started on\n"
       "  --stack-size=SIZE      GROVE_STACK_SIZE: stack of each grove task, bytes with\n"
       "                         an optional K, M or G (default 256K); a green thread's\n"
       "                         stack is the one its pthread attributes ask for (8M by\n"
@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
     const std::string_view mode = v;
     if (mode != "green" && mode != "native") {
       std::fprintf(stderr,
-                   "grove: GROVE_THREADS=\"%s\": not green (pthreads become green threads on one OS thread) or "
+                   "grove: GROVE_THREADS=\"%s\": not green (pthreads become green threads on the hubs) or "
                    "native (they stay OS threads)\n",
                    v);
       return 2;

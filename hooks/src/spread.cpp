@@ -40,7 +40,7 @@ struct group_guard {
 
 std::atomic<unsigned> setting{0};
 
-// cpus is the number of CPUs in the process's affinity mask (GROVE_HUBS= empty).
+// cpus is the number of CPUs in the process's affinity mask: the default.
 unsigned cpus() {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -51,21 +51,18 @@ unsigned cpus() {
 
 unsigned read_setting() {
   const char* v = std::getenv("GROVE_HUBS");
-  if (v != nullptr && *v != '\0' && std::strcmp(v, "cpus") == 0) return cpus();
-  if (v != nullptr && *v != '\0') {
-    char* end = nullptr;
-    const unsigned long n = std::strtoul(v, &end, 10);
-    if (*end != '\0' || v[0] < '0' || v[0] > '9' || n < 1 || n > max_hubs) {
-      std::fprintf(stderr,
-                   "grove: GROVE_HUBS=\"%s\": not a number of hubs between 1 and %u, or cpus (one per CPU this "
-                   "process may run on); each hub is an OS thread that runs green threads\n",
-                   v, max_hubs);
-      std::fflush(stderr);
-      std::_Exit(2);
-    }
-    return static_cast<unsigned>(n);
+  if (v == nullptr || *v == '\0' || std::strcmp(v, "cpus") == 0) return cpus();
+  char* end = nullptr;
+  const unsigned long n = std::strtoul(v, &end, 10);
+  if (*end != '\0' || v[0] < '0' || v[0] > '9' || n < 1 || n > max_hubs) {
+    std::fprintf(stderr,
+                 "grove: GROVE_HUBS=\"%s\": not a number of hubs between 1 and %u, or cpus (one per CPU this "
+                 "process may run on); each hub is an OS thread that runs green threads\n",
+                 v, max_hubs);
+    std::fflush(stderr);
+    std::_Exit(2);
   }
-  return 1;  // several hubs are asked for, not yet the default (spread.hpp)
+  return static_cast<unsigned>(n);
 }
 
 // A hub of the group other than the first: it runs green threads placed on it

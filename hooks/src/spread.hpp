@@ -3,12 +3,9 @@
 // With GROVE_HUBS=N, green threads run on N hubs, each a libev loop on its own
 // OS thread: the first is the hub of the thread that creates the first green
 // thread (main's, under grove-run), the others are started with the real
-// pthread_create when the first green thread is made. GROVE_HUBS=cpus is the
-// number of CPUs in the process's affinity mask. The default is still 1, one
-// hub for everything: with two hubs, CPython's test_threading
-// (test_is_alive_after_fork) sometimes resumes a green thread parked on the
-// GIL's pthread objects without a wake, a bug not found yet; until it is,
-// several hubs are asked for.
+// pthread_create when the first green thread is made. The default (and
+// GROVE_HUBS=cpus) is the number of CPUs in the process's affinity mask;
+// GROVE_HUBS=1 keeps everything on one OS thread.
 //
 // Placement, never migration. pthread_create puts the new green thread on the
 // hub with the fewest unfinished green threads (the creator's hub on a tie),
@@ -22,7 +19,7 @@
 //
 // Everything between hubs goes through what is already safe across OS
 // threads: the parking lot (pthread objects; a waker on another hub wakes a
-// waiter through that hub's post), hub::post (signals, cancellation), and
+// waiter through that hub's lock-free hand-over list), hub::post (signals, cancellation), and
 // grove::notify_close (a descriptor closed on one hub wakes its waiters on all).
 #pragma once
 

@@ -72,11 +72,19 @@ static void signalled_before(const char* what, pthread_cond_t* c, clockid_t cloc
 enum { waiters = 200 };
 static pthread_cond_t crowd_cond;
 static int crowd_started, crowd_timed_out, crowd_early;
+static int crowd_expected = waiters;
 static pthread_cond_t crowd_ready = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t crowd_go = PTHREAD_COND_INITIALIZER;
 static void* crowd_waiter(void* arg) {
   const long i = (long)arg;
   pthread_mutex_lock(&lock);
-  if (++crowd_started == waiters) pthread_cond_signal(&crowd_ready);
+  /* The timeouts start once every waiter is there, so all are alive at once
+   * however long starting 200 threads takes on a busy machine. */
+  if (++crowd_started == crowd_expected) {
+    pthread_cond_signal(&crowd_ready);
+    pthread_cond_broadcast(&crowd_go);
+  }
+  while (crowd_started < crowd_expected) pthread_cond_wait(&crowd_go, &lock);
   const struct timespec deadline = in_ms(CLOCK_MONOTONIC, 100 + 10 * (i % 10));
   int r = 0;
   while (r == 0) r = pthread_cond_timedwait(&crowd_cond, &lock, &deadline); /* nobody signals */
@@ -139,6 +147,10 @@ int main(void) {
   for (; started < waiters; ++started)
     if (pthread_create(&t[started], NULL, crowd_waiter, (void*)(long)started) != 0) break;
   pthread_mutex_lock(&lock);
+  if (started < waiters) {
+    crowd_expected = started;
+    pthread_cond_broadcast(&crowd_go);
+  }
   while (crowd_started < started) pthread_cond_wait(&crowd_ready, &lock);
   /* Holding the mutex, so none can return yet: a waiter whose time is up
    * waits to lock it again. */
