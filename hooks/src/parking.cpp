@@ -213,6 +213,20 @@ result park_green(bucket& b, node& n, bool (*validate)(void*), void* state, limi
     r = result::signalled;
   } else if (!sliced) {
     r = result::timed_out;
+    // A limit that had passed when the wait began ends it without going to
+    // the hub. Natively the kernel preempts a thread that keeps waiting with
+    // such limits (CPython's GIL waits in steps of its switch interval, 1 µs
+    // in some tests); here the thread holding what it waits for may be ready
+    // on this very hub, and would never run. So once the hub's slice is used
+    // up, the waiter gives way, as a call that keeps finding data does.
+    if (detail::slice_used_up(*n.hub)) {
+      try {
+        give_way();
+      } catch (...) {
+        if (deferred == nullptr) throw;
+        if (!*deferred) *deferred = std::current_exception();
+      }
+    }
   }
   // Out of the queue now: the handlers of signals that came for this thread
   // meanwhile run here, on its stack, before the wait's caller goes on.

@@ -818,3 +818,36 @@ TEST_CASE("condvar waits whose limit is a microsecond away or already past, woke
   CHECK_FALSE(g.held);
   MESSAGE("waits that ended by their limit: " << g.timeouts);
 }
+
+TEST_CASE("a green thread that keeps waiting with limits already past lets the other threads of its hub run") {
+  grove::hub::current();
+  // Natively the kernel preempts such a thread; here it must give way by
+  // itself, or a thread of its hub that would end its loop never runs.
+  static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+  static pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+  static std::atomic<bool> done{false};
+  static long waits = 0;
+  auto spinner = [](void*) -> void* {
+    const auto give_up = std::chrono::steady_clock::now() + 10s;
+    const timespec past{0, 0};
+    ::pthread_mutex_lock(&m);
+    while (!done.load() && std::chrono::steady_clock::now() < give_up) {
+      if (::pthread_cond_timedwait(&c, &m, &past) != ETIMEDOUT) break;
+      ++waits;
+    }
+    ::pthread_mutex_unlock(&m);
+    return done.load() ? nullptr : reinterpret_cast<void*>(1);
+  };
+  auto ender = [](void*) -> void* {
+    done = true;
+    return nullptr;
+  };
+  pthread_t a{}, b{};
+  REQUIRE(::pthread_create(&a, nullptr, spinner, nullptr) == 0);
+  REQUIRE(::pthread_create(&b, nullptr, ender, nullptr) == 0);
+  const joined ja = join(a);
+  CHECK(join(b).rc == 0);
+  CHECK(ja.rc == 0);
+  CHECK(ja.value == nullptr);  // it saw `done`, well before its 10 s were up
+  MESSAGE("waits with a past limit before the other thread ran: " << waits);
+}
