@@ -9,12 +9,14 @@
 // its threads are all alive and blocked, N being the "Threads:" line of its
 // /proc/self/status (see tests/programs/thr_common.h).
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <string>
@@ -432,14 +434,33 @@ TEST_CASE(
 }
 
 namespace {
-// cpu_run is a run of cpu_threads with its output, wall time and CPU time (all its threads').
+// cpu_run is a run of cpu_threads with its output, wall time, CPU time (all its
+// threads'), and how many of the OS threads it had at its end had computed.
 struct cpu_run {
   std::string out;
   int status = -1;
   double wall = 0;
   double cpu = 0;
+  std::vector<long> task_ticks;  // cpu_threads' CPU_THREADS_TASKS report: each OS thread's CPU time
 };
+// busy_os_threads counts the OS threads of r that computed, when `expected` of
+// them should have shared the work: those with at least half of an equal
+// share of the CPU time. CPU time does not depend on how busy the machine is,
+// unlike CPU against wall time.
+int busy_os_threads(const cpu_run& r, int expected) {
+  long total = 0;
+  for (long t : r.task_ticks) total += t;
+  if (total == 0) return -1;
+  int busy = 0;
+  for (long t : r.task_ticks) busy += t * 2 * expected >= total ? 1 : 0;
+  return busy;
+}
 cpu_run run_cpu_threads(const std::vector<std::string>& argv) {
+  char report_name[] = "/tmp/grove-cpu-threads-XXXXXX";
+  const int report_fd = ::mkstemp(report_name);
+  REQUIRE(report_fd >= 0);
+  ::close(report_fd);
+  const std::string report = report_name;
   int pipefd[2];
   REQUIRE(::pipe(pipefd) == 0);
   const auto start = std::chrono::steady_clock::now();
@@ -450,6 +471,7 @@ cpu_run run_cpu_threads(const std::vector<std::string>& argv) {
     ::close(pipefd[0]);
     ::close(pipefd[1]);
     ::unsetenv("GROVE_HUBS");
+    ::setenv("CPU_THREADS_TASKS", report.c_str(), 1);
     std::vector<char*> args;
     for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -466,6 +488,10 @@ cpu_run run_cpu_threads(const std::vector<std::string>& argv) {
   r.wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   r.cpu = static_cast<double>(use.ru_utime.tv_sec + use.ru_stime.tv_sec) +
           static_cast<double>(use.ru_utime.tv_usec + use.ru_stime.tv_usec) / 1e6;
+  std::ifstream tasks(report);
+  std::string word;
+  for (long n = 0; tasks >> word >> n;) r.task_ticks.push_back(n);
+  ::unlink(report.c_str());
   return r;
 }
 }  // namespace
@@ -485,10 +511,40 @@ TEST_CASE(
   CAPTURE(two.wall);
   CAPTURE(one.cpu);
   CAPTURE(one.wall);
-  // Two OS threads computing at once take more CPU time than wall time; one
-  // hub never can. (Generous: 2.0 on an idle 2-CPU machine.)
-  CHECK(two.cpu > 1.3 * two.wall);
-  CHECK(one.cpu < 1.1 * one.wall);
+  // Both hubs' OS threads computed (each has at least a fifth of the CPU
+  // time; 4 threads of 8 each), and with one hub one OS thread did it all.
+  CAPTURE(two.task_ticks);
+  CHECK(busy_os_threads(two, 2) == 2);
+  CHECK(busy_os_threads(one, 1) == 1);
+  CHECK(one.cpu < 1.1 * one.wall);  // one OS thread never computes faster than the clock
+}
+
+TEST_CASE(
+    "with no GROVE_HUBS, grove-run spreads green threads over one hub per CPU of the affinity mask: each hub's OS "
+    "thread computes, and taskset -c 0 gives one") {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  REQUIRE(::sched_getaffinity(0, sizeof set, &set) == 0);
+  const int cpus = CPU_COUNT(&set);
+  const std::string program = programs + "/cpu_threads";
+  const cpu_run native = run_cpu_threads({program, "8", "48"});
+  const cpu_run spread = run_cpu_threads({grove_run, program, "8", "48"});  // the child has no GROVE_HUBS
+  const cpu_run pinned = run_cpu_threads({"/usr/bin/taskset", "-c", "0", grove_run, program, "8", "48"});
+  REQUIRE(native.status == 0);
+  CHECK(spread.status == 0);
+  CHECK(pinned.status == 0);
+  CHECK(spread.out == native.out);
+  CHECK(pinned.out == native.out);
+  CAPTURE(cpus);
+  CAPTURE(spread.cpu);
+  CAPTURE(spread.wall);
+  CAPTURE(pinned.cpu);
+  CAPTURE(pinned.wall);
+  CAPTURE(spread.task_ticks);
+  const int hubs = std::min(cpus, 8);  // one per CPU, each with some of the 8 threads
+  CHECK(busy_os_threads(spread, hubs) == hubs);
+  CHECK(busy_os_threads(pinned, 1) == 1);
+  CHECK(pinned.cpu < 1.1 * pinned.wall);
 }
 
 TEST_CASE("a deadlock under grove-run hangs as it does natively, and grove reports it on stderr, with one hub or two") {

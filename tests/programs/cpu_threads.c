@@ -12,8 +12,15 @@
  * them all and prints "thread I: RESULT" for each in index order. The output
  * depends on the arguments only, so natively and under grove-run it is the
  * same byte for byte. Exits 0, 1 if a thread cannot be created or joined, 2 on
- * a bad command line. */
+ * a bad command line.
+ *
+ * With CPU_THREADS_TASKS naming a file, main then writes one line per OS
+ * thread the process still has, "ticks N": the CPU time it has used, user plus
+ * system, in clock ticks (/proc/self/task/TID/stat). Natively the workers'
+ * threads are gone by then; under grove-run the hubs' OS threads remain, and
+ * show which of them computed, however busy the machine was. */
 #define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -50,6 +57,34 @@ static void* work(void* arg) {
     for (uint32_t i = 0; i < rounds_per_unit; ++i) x = mix(x + i);
   w->result = x;
   return NULL;
+}
+
+/* report_tasks writes "ticks N" for each OS thread of the process to path. */
+static void report_tasks(const char* path) {
+  FILE* out = fopen(path, "w");
+  DIR* tasks = opendir("/proc/self/task");
+  if (out == NULL || tasks == NULL) {
+    fprintf(stderr, "cpu_threads: cannot report the OS threads' CPU time to %s\n", path);
+    exit(1);
+  }
+  for (struct dirent* e; (e = readdir(tasks)) != NULL;) {
+    if (e->d_name[0] == '.') continue;
+    char name[300];
+    snprintf(name, sizeof name, "/proc/self/task/%s/stat", e->d_name);
+    FILE* f = fopen(name, "r");
+    if (f == NULL) continue; /* ended meanwhile */
+    char line[1024];
+    const char* got = fgets(line, sizeof line, f);
+    fclose(f);
+    const char* after_name = got != NULL ? strrchr(line, ')') : NULL;
+    unsigned long utime = 0, stime = 0;
+    /* After "(comm)": state, then fields 4 to 13, then utime and stime. */
+    if (after_name != NULL &&
+        sscanf(after_name + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) == 2)
+      fprintf(out, "ticks %lu\n", utime + stime);
+  }
+  closedir(tasks);
+  fclose(out);
 }
 
 /* parse_count reads argv[index] as a whole number in [1, max], or def when absent. */
@@ -95,5 +130,7 @@ int main(int argc, char** argv) {
   }
   for (long i = 0; i < threads; ++i) printf("thread %ld: %016" PRIx64 "\n", i, workers[i].result);
   free(workers);
+  const char* report = getenv("CPU_THREADS_TASKS");
+  if (report != NULL && *report != '\0') report_tasks(report);
   return fflush(stdout) == 0 ? 0 : 1;
 }
