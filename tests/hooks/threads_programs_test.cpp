@@ -435,7 +435,7 @@ TEST_CASE(
 
 namespace {
 // cpu_run is a run of cpu_threads with its output, wall time, CPU time (all its
-// threads'), and how many of the OS threads it had at its end had computed.
+// threads'), and the CPU time of each OS thread it had at its end.
 struct cpu_run {
   std::string out;
   int status = -1;
@@ -511,8 +511,8 @@ TEST_CASE(
   CAPTURE(two.wall);
   CAPTURE(one.cpu);
   CAPTURE(one.wall);
-  // Both hubs' OS threads computed (each has at least a fifth of the CPU
-  // time; 4 threads of 8 each), and with one hub one OS thread did it all.
+  // Both hubs' OS threads computed (4 threads of 8 each: each has at least
+  // half of an equal share), and with one hub one OS thread did it all.
   CAPTURE(two.task_ticks);
   CHECK(busy_os_threads(two, 2) == 2);
   CHECK(busy_os_threads(one, 1) == 1);
