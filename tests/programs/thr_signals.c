@@ -254,6 +254,7 @@ static void sigint_into_recv(int flags) {
 /* --- pthread_kill from a thread to main, blocked in send --- */
 
 static pthread_t main_thread;
+static int send_returned[2]; /* main writes a byte once its send has returned */
 
 static void* kill_main(void* arg) {
   (void)arg;
@@ -261,6 +262,11 @@ static void* kill_main(void* arg) {
   if (recv(sv[1], buf, sizeof buf, MSG_WAITALL) != (ssize_t)sizeof buf) exit(1); /* main is sending by now */
   usleep(100000);
   pthread_kill(main_thread, SIGUSR2);
+  /* Drain only once main's send has returned: reading at once could make room
+   * each time main's send looks for it before the kernel looks at the pending
+   * signal, and then the send moves all 4 MiB (seen natively on a busy machine). */
+  char c;
+  if (read(send_returned[0], &c, 1) != 1) exit(1);
   char big[65536];
   while (recv(sv[1], big, sizeof big, 0) > 0) {
   }
@@ -271,6 +277,7 @@ static void* kill_main(void* arg) {
  * pthread_kill interrupts main's send, which returns what it had moved. */
 static void pthread_kill_main(void) {
   if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) exit(1);
+  if (pipe(send_returned) != 0) exit(1);
   handle(SIGUSR2, 0);
   handled = 0;
   main_thread = pthread_self();
@@ -282,9 +289,12 @@ static void pthread_kill_main(void) {
   const ssize_t sent = send(sv[0], data, size, 0);
   printf("pthread_kill to main in send: sent part %d, handler ran in main: %d, errno left alone: %d\n",
          sent > 0 && (size_t)sent < size, handled == SIGUSR2 && pthread_equal(handled_in, main_thread), errno == 0);
+  if (write(send_returned[1], "x", 1) != 1) exit(1);
   shutdown(sv[0], SHUT_WR);
   pthread_join(t, NULL);
   free(data);
+  close(send_returned[0]);
+  close(send_returned[1]);
   close(sv[0]);
   close(sv[1]);
 }
