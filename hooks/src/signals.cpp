@@ -598,7 +598,7 @@ int send_to_thread(thread_state& t, int sig, bool same_hub, grove::hub* hub) noe
     after_wait(on_handler::resume);  // natively the handler runs before pthread_kill returns
   } else if (same_hub) {
     drain_thread(t);
-  } else {
+  } else if (hub != nullptr) {
     try {
       hub->post([&t] { drain_thread(t); });
     } catch (...) {

@@ -197,7 +197,8 @@ void thread_started(thread_state& s, std::uint64_t mask) noexcept;
 // thread_ended: the green thread whose state is s leaves this OS thread.
 void thread_ended(thread_state& s) noexcept;
 // send_to_thread: pthread_kill of a green thread whose state is t; it runs on
-// `hub`, the caller's own when same_hub.
+// `hub`, the caller's own when same_hub. A null hub (and not same_hub): t has
+// not started on any hub yet, and takes the signal as it starts.
 int send_to_thread(thread_state& t, int sig, bool same_hub, grove::hub* hub) noexcept;
 
 // main_here is the signal state of this OS thread's main thread (the one that

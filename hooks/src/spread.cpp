@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include <grove/detail/os_threads.hpp>
 #include <grove/sleep.hpp>
@@ -19,11 +20,29 @@ namespace {
 
 constexpr unsigned max_hubs = 1024;
 
+// look_item asks a hub to take its own queue (look_run), from another thread.
+struct look_item {
+  detail::remote_wake w;  // first: look_run finds the item from it
+  unsigned index = 0;
+};
+
 struct alignas(64) slot {
   std::atomic<detail::hub_core*> core{nullptr};
   grove::hub* handle = nullptr;
   pthread_t os_thread{};
-  std::atomic<long> load{0};  // unfinished green threads placed here (and the first hub's creator)
+  std::atomic<long> load{0};  // unfinished green threads placed here, queued or running (and the first hub's creator)
+  // The queue of threads placed here that no hub has started yet; under queues_lock.
+  queued* head = nullptr;
+  queued* tail = nullptr;
+  std::size_t waiting = 0;
+  // idle: the hub found nothing to run or take and sleeps in its poll (set
+  // under queues_lock, cleared when it wakes or is woken to take work).
+  std::atomic<bool> idle{false};
+  std::atomic<bool> look_sent{false};  // its look item is handed over and has not run yet
+  // When the pending look was sent (steady clock, ns); 0 while none is, or
+  // just before its sender records the time.
+  std::atomic<std::int64_t> look_at{0};
+  look_item look;
 };
 slot slots[max_hubs];
 std::atomic<unsigned> running{0};  // hubs whose slots are filled: 0, 1 (the first) or all that started
@@ -39,6 +58,203 @@ struct group_guard {
 };
 
 std::atomic<unsigned> setting{0};
+
+// This OS thread's hub's number in the group; -1 for any other thread.
+constinit thread_local int my_index = -1;
+
+std::atomic<bool> queues_lock{false};
+void (*claim_fn)(queued&, const place&) = nullptr;
+void (*start_fn)(queued&) = nullptr;
+
+place place_of(unsigned i) {
+  const slot& s = slots[i];
+  return place{static_cast<int>(i), s.core.load(std::memory_order_relaxed), s.handle, s.os_thread};
+}
+
+std::int64_t now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(detail::clock::now().time_since_epoch()).count();
+}
+
+// take_locked takes up to `most` threads from the front of hub from's queue
+// for hub `to` (claiming each), and returns them as a list. Under the lock.
+queued* take_locked(unsigned from, unsigned to, std::size_t most) {
+  slot& s = slots[from];
+  const place where = place_of(to);
+  queued* taken = nullptr;
+  queued** end = &taken;
+  std::size_t n = 0;
+  while (s.head != nullptr && n < most) {
+    queued* q = s.head;
+    s.head = q->next;
+    q->next = nullptr;
+    *end = q;
+    end = &q->next;
+    ++n;
+    claim_fn(*q, where);
+    q->on = -1;
+  }
+  if (s.head == nullptr) s.tail = nullptr;
+  s.waiting -= n;
+  if (from != to && n > 0) {
+    s.load.fetch_sub(static_cast<long>(n), std::memory_order_relaxed);
+    slots[to].load.fetch_add(static_cast<long>(n), std::memory_order_relaxed);
+  }
+  return taken;
+}
+
+// start_all starts the threads of a list take_locked returned, on this hub.
+void start_all(queued* list) {
+  while (list != nullptr) {
+    queued* next = list->next;
+    list->next = nullptr;
+    start_fn(*list);
+    list = next;
+  }
+}
+
+void send_look(unsigned i) noexcept;
+
+// look_run runs on hub i's greenlet: it takes the first thread of hub i's
+// queue, and looks again after its next poll for the next. One at a time: a
+// thread taken becomes a task on this hub's ready ring, which no other hub
+// can take from; the rest must stay in the queue, where an idle hub can take
+// them if the first turns out to compute without a pause.
+void look_run(detail::remote_wake& w) {
+  const unsigned i = reinterpret_cast<look_item&>(w).index;
+  slots[i].look_at.store(0, std::memory_order_relaxed);
+  slots[i].look_sent.store(false, std::memory_order_release);
+  lock_queues();
+  queued* list = take_locked(i, i, 1);
+  const bool more = slots[i].waiting > 0;
+  unlock_queues();
+  start_all(list);
+  if (more) send_look(i);
+}
+
+// send_look makes hub i look at its queue soon (and so, if it finds it
+// empty and nothing else to do, at the others' when it goes idle again).
+void send_look(unsigned i) noexcept {
+  slot& s = slots[i];
+  if (s.look_sent.exchange(true, std::memory_order_acq_rel)) return;
+  s.look_at.store(now_ns(), std::memory_order_relaxed);
+  detail::hand_over(*s.core.load(std::memory_order_relaxed), s.look.w);
+}
+
+// A hub whose look has been pending this long, though it is awake, is stuck
+// in one green thread (or its OS thread has not been given a CPU): an idle
+// hub may take its queued threads. Long beside one pass of a hub's loop
+// (a batch of tasks, 0.5 ms at most when they give way), short beside
+// waiting for a CPU-bound thread to end.
+constexpr std::int64_t stuck_after_ns = 2'000'000;
+
+// steal_timer wakes an idle hub when a busy hub's queue becomes its to take
+// (one per hub thread, never freed: it must outlive the hub's last poll).
+constinit thread_local detail::timer* steal_timer = nullptr;
+
+void wake_to_steal(detail::timer&) {}  // the poll returns, and the hub goes idle again: on_idle
+
+// on_idle is every hub's idle hook (detail::set_idle_hook). A hub of the
+// group with nothing ready takes the first thread of its own queue, or else
+// of the longest queue of another hub (one: see look_run); with nothing to
+// take it is marked idle, so that the next thread placed on a busy hub wakes it.
+bool on_idle(bool entering) {
+  const int me = my_index;
+  if (me < 0) return false;
+  slot& mine = slots[me];
+  if (!entering) {
+    mine.idle.store(false, std::memory_order_relaxed);
+    return false;
+  }
+  const unsigned count = running.load(std::memory_order_acquire);
+  queued* list = nullptr;
+  std::int64_t wake_at = 0;
+  lock_queues();
+  if (mine.waiting > 0) {
+    list = take_locked(static_cast<unsigned>(me), static_cast<unsigned>(me), 1);
+  } else {
+    // The awake hub whose look has been pending longest: once that is
+    // stuck_after_ns, its first queued thread is this hub's to take. A hub
+    // asleep in its poll is on its way to its queue: never robbed.
+    unsigned from = count;
+    std::int64_t oldest = 0;
+    for (unsigned j = 0; j < count; ++j) {
+      const slot& o = slots[j];
+      if (static_cast<int>(j) == me || o.waiting == 0 || o.idle.load(std::memory_order_relaxed)) continue;
+      const std::int64_t at = o.look_at.load(std::memory_order_relaxed);
+      if (at != 0 && (from == count || at < oldest)) {
+        from = j;
+        oldest = at;
+      }
+    }
+    if (from < count) {
+      if (now_ns() - oldest >= stuck_after_ns) {
+        list = take_locked(from, static_cast<unsigned>(me), 1);
+      } else {
+        wake_at = oldest + stuck_after_ns;
+      }
+    }
+    if (list == nullptr) mine.idle.store(true, std::memory_order_relaxed);
+  }
+  unlock_queues();
+  if (wake_at != 0) {
+    if (steal_timer == nullptr) steal_timer = new (std::nothrow) detail::timer;
+    if (steal_timer != nullptr && !steal_timer->active()) {
+      const detail::deadline d{std::chrono::duration_cast<detail::clock::duration>(std::chrono::nanoseconds(wake_at))};
+      try {
+        steal_timer->start(d, wake_to_steal, nullptr);
+      } catch (...) {
+        // no timer: the next poll that returns looks again
+      }
+    }
+  }
+  start_all(list);
+  return list != nullptr;
+}
+
+// on_stuck is the blocking monitor's hook (detail::set_stuck_hook): the
+// queue of a hub stuck in one green thread goes to the other hubs, each
+// thread to the one with the fewest threads then.
+std::size_t on_stuck(detail::hub_core& h) {
+  const unsigned count = running.load(std::memory_order_acquire);
+  unsigned stuck = count;
+  for (unsigned i = 0; i < count; ++i) {
+    if (slots[i].core.load(std::memory_order_relaxed) == &h) stuck = i;
+  }
+  if (stuck == count || count < 2) return 0;
+  bool wake[max_hubs] = {};
+  std::size_t n = 0;
+  lock_queues();
+  slot& from = slots[stuck];
+  while (from.head != nullptr) {
+    unsigned best = stuck;
+    for (unsigned j = 0; j < count; ++j) {
+      if (j == stuck) continue;
+      if (best == stuck ||
+          slots[j].load.load(std::memory_order_relaxed) < slots[best].load.load(std::memory_order_relaxed)) {
+        best = j;
+      }
+    }
+    queued* q = from.head;
+    from.head = q->next;
+    --from.waiting;
+    slot& to = slots[best];
+    q->next = nullptr;
+    q->on = static_cast<int>(best);
+    (to.tail != nullptr ? to.tail->next : to.head) = q;
+    to.tail = q;
+    ++to.waiting;
+    from.load.fetch_sub(1, std::memory_order_relaxed);
+    to.load.fetch_add(1, std::memory_order_relaxed);
+    wake[best] = true;
+    ++n;
+  }
+  from.tail = nullptr;
+  unlock_queues();
+  for (unsigned j = 0; j < count; ++j) {
+    if (wake[j]) send_look(j);
+  }
+  return n;
+}
 
 // cpus is the number of CPUs in the process's affinity mask: the default.
 unsigned cpus() {
@@ -73,6 +289,7 @@ void* hub_thread(void* p) {
   std::snprintf(name, sizeof name, "grove-hub-%u", index);
   real_pthread_setname_np()(real_pthread_self()(), name);
   grove::hub& h = grove::hub::current();
+  my_index = static_cast<int>(index);
   slot& s = slots[index];
   s.handle = &h;
   s.os_thread = real_pthread_self()();
@@ -82,6 +299,13 @@ void* hub_thread(void* p) {
 
 // start fills slot 0 with the caller's hub and starts the others. Under the lock.
 void start(unsigned n) {
+  for (unsigned i = 0; i < n; ++i) {
+    slots[i].look.w.run = look_run;
+    slots[i].look.index = i;
+  }
+  detail::set_idle_hook(on_idle);
+  detail::set_stuck_hook(on_stuck);
+  my_index = 0;
   slot& first = slots[0];
   first.handle = &grove::hub::current();
   first.os_thread = real_pthread_self()();
@@ -119,6 +343,51 @@ void start(unsigned n) {
 }
 
 }  // namespace
+
+void lock_queues() noexcept {
+  while (queues_lock.exchange(true, std::memory_order_acquire)) {
+    for (int spins = 0; queues_lock.load(std::memory_order_relaxed); ++spins) {
+      if (spins < 100) {
+        __builtin_ia32_pause();
+      } else {
+        ::sched_yield();  // its holder's OS thread may have been preempted
+      }
+    }
+  }
+}
+
+void unlock_queues() noexcept { queues_lock.store(false, std::memory_order_release); }
+
+void set_starter(void (*claim)(queued&, const place&), void (*start)(queued&)) noexcept {
+  claim_fn = claim;
+  start_fn = start;
+}
+
+void queue(queued& q, const place& where) noexcept {
+  const auto i = static_cast<unsigned>(where.index);
+  const unsigned count = running.load(std::memory_order_acquire);
+  int kick = -1;
+  lock_queues();
+  slot& s = slots[i];
+  q.next = nullptr;
+  q.on = static_cast<int>(i);
+  (s.tail != nullptr ? s.tail->next : s.head) = &q;
+  s.tail = &q;
+  ++s.waiting;
+  if (!s.idle.load(std::memory_order_relaxed)) {
+    // A busy hub may not look at its queue for a while: an idle one takes it.
+    for (unsigned j = 0; j < count; ++j) {
+      if (j != i && slots[j].idle.load(std::memory_order_relaxed)) {
+        slots[j].idle.store(false, std::memory_order_relaxed);
+        kick = static_cast<int>(j);
+        break;
+      }
+    }
+  }
+  unlock_queues();
+  send_look(i);
+  if (kick >= 0) send_look(static_cast<unsigned>(kick));
+}
 
 unsigned hubs() {
   unsigned n = setting.load(std::memory_order_relaxed);
@@ -176,7 +445,14 @@ void after_fork_in_child() noexcept {
     s.core.store(nullptr, std::memory_order_relaxed);
     s.handle = nullptr;
     s.load.store(0, std::memory_order_relaxed);
+    s.head = s.tail = nullptr;  // queued threads were the parent's: they vanished
+    s.waiting = 0;
+    s.idle.store(false, std::memory_order_relaxed);
+    s.look_sent.store(false, std::memory_order_relaxed);
+    s.look_at.store(0, std::memory_order_relaxed);
   }
+  my_index = -1;
+  queues_lock.store(false, std::memory_order_relaxed);
   running.store(0, std::memory_order_relaxed);
   group_lock.store(false, std::memory_order_relaxed);  // a vanished thread may have held it
 }

@@ -17,6 +17,20 @@
 // when they moved running coroutines. So the only green threads that may go
 // to another hub are those that have not started yet.
 //
+// Those wait in their hub's queue (queue below) until a hub takes them, one
+// at a time (a taken thread is a task on the taker's ready ring, which no
+// other hub can take from). Their own hub takes them after its polls. A hub
+// running one green thread that never gives way (a CPU-bound loop) would
+// hold back every thread placed on it, so an idle hub (one with nothing
+// ready, about to sleep) takes the first queued thread of an awake hub that
+// has not come round to its queue for 2 ms; a hub asleep in its poll is on its
+// way and is never robbed. Placing a thread on a busy hub wakes an idle one
+// for this, and the blocking monitor (GROVE_MONITOR_MS) hands a stuck hub's
+// queue to the other hubs, for when none is idle. A queued thread's hub is
+// written by the hub that takes it, under the queues' lock; pthread_kill and
+// pthread_cancel of a thread still queued note the signal or the cancellation
+// for its start (if_queued) rather than posting to a hub it may never run on.
+//
 // Everything between hubs goes through what is already safe across OS
 // threads: the parking lot (pthread objects; a waker on another hub wakes a
 // waiter through that hub's lock-free hand-over list), hub::post (signals, cancellation), and
@@ -48,6 +62,36 @@ struct place {
 // caller's hub is not one of the group (a hub of a thread the program made
 // itself): the thread stays on the caller's hub, uncounted.
 bool choose(place& out);
+
+// queued is the node of a green thread that a hub has not started yet.
+struct queued {
+  queued* next = nullptr;
+  int on = -1;  // the hub whose queue holds it; -1 once a hub has taken it, or never queued
+};
+
+// set_starter installs the two halves of taking a queued thread: claim runs
+// under the queues' lock and records that the thread now lives on `where`;
+// start then runs on that hub's greenlet, outside the lock, and starts it.
+void set_starter(void (*claim)(queued&, const place& where), void (*start)(queued&)) noexcept;
+
+// queue puts q, a thread choose placed on where (not the caller's hub), on
+// that hub's queue. From then on q's thread may start on any hub at any time.
+void queue(queued& q, const place& where) noexcept;
+
+void lock_queues() noexcept;
+void unlock_queues() noexcept;
+
+// if_queued runs f under the queues' lock if q is still queued, and tells
+// whether it was. When it was not, the hub that took q's thread has written
+// its hub fields, and they are final and visible to the caller.
+template <class F>
+bool if_queued(queued& q, F&& f) {
+  lock_queues();
+  const bool waiting = q.on >= 0;
+  if (waiting) f();
+  unlock_queues();
+  return waiting;
+}
 
 // finished uncounts a green thread of hub `index` that has ended.
 void finished(int index) noexcept;

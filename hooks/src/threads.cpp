@@ -120,6 +120,7 @@ struct green_thread {
   char name[16] = {};
   pid_t tid = 0;  // its gettid(): an id of its own (see first_green_tid)
   int place = -1;  // its hub's number in the group (spread.hpp); -1: uncounted
+  spread::queued queue_node;  // while no hub has started it (spread::queue)
   std::uint64_t start_mask = 0;  // its signal mask at the start: its creator's
   std::vector<specific_slot> specific;
   signals::thread_state signals;
@@ -322,6 +323,8 @@ void run_green(green_thread* t) {
   label(*t);
   void* value = nullptr;
   try {
+    // Signals sent to it before it started are delivered first, as natively.
+    signals::after_wait(signals::on_handler::resume);
     if (t->cancel_pending && t->cancel_enabled) throw thread_exit{PTHREAD_CANCELED};
     value = t->start(t->arg);
   } catch (const thread_exit& e) {
@@ -559,6 +562,32 @@ void start_on_this_hub(green_thread* t) {
     finish(*t, nullptr);
   }
 }
+
+// A green thread queued on a hub (spread::queue) is taken by that hub or an
+// idle one: claim_queued records the taker, under spread's lock; then the
+// taker starts it on its own greenlet.
+green_thread& of_node(spread::queued& q) noexcept {
+  return *reinterpret_cast<green_thread*>(reinterpret_cast<char*>(&q) - offsetof(green_thread, queue_node));
+}
+
+void claim_queued(spread::queued& q, const spread::place& where) {
+  green_thread& t = of_node(q);
+  t.hub = where.core;
+  t.hub_handle = where.handle;
+  t.os_thread = where.os_thread;
+  t.place = where.index;
+}
+
+// os_thread_of is the OS thread t runs on, or is placed on for now.
+pthread_t os_thread_of(green_thread& t) {
+  pthread_t where{};
+  if (!spread::if_queued(t.queue_node, [&] { where = t.os_thread; })) where = t.os_thread;
+  return where;
+}
+
+void start_queued(spread::queued& q) { start_on_this_hub(&of_node(q)); }
+
+[[gnu::constructor(101)]] void install_starter() { spread::set_starter(claim_queued, start_queued); }
 }  // namespace
 
 void unwind_green(void* value) {
@@ -602,23 +631,18 @@ int pthread_create(pthread_t* out, const pthread_attr_t* attr, void* (*start)(vo
   if (detach == PTHREAD_CREATE_DETACHED) t->flags.store(green_thread::detached);
   if (green_thread* parent = current_green(); parent != nullptr) std::memcpy(t->name, parent->name, sizeof t->name);
   t->start_mask = signals::creator_mask();
+  t->signals.mask.store(t->start_mask, std::memory_order_relaxed);  // a signal sent before it starts sees its mask
   spread::place where;
   if (spread::choose(where) && where.core != detail::tls_hub) {
-    // Another hub's: it starts there, and never moves (spread.hpp).
+    // Another hub's: it waits in that hub's queue until that hub, or an idle
+    // one, takes it; then it runs there and never moves (spread.hpp).
     t->hub = where.core;
     t->hub_handle = where.handle;
     t->os_thread = where.os_thread;
     t->place = where.index;
     green_running.fetch_add(1, std::memory_order_acq_rel);
-    try {
-      where.handle->post([t] { start_on_this_hub(t); });
-    } catch (const std::exception&) {
-      green_running.fetch_sub(1, std::memory_order_acq_rel);
-      spread::finished(t->place);
-      free_record(t);
-      return EAGAIN;
-    }
-    *out = reinterpret_cast<pthread_t>(t);
+    *out = reinterpret_cast<pthread_t>(t);  // before: once queued, t may start, end and be freed
+    spread::queue(t->queue_node, where);
     return 0;
   }
   t->place = where.core != nullptr ? where.index : -1;
@@ -747,7 +771,7 @@ int pthread_getname_np(pthread_t id, char* buf, std::size_t len) noexcept {
   if (gone(*t)) return ESRCH;
   if (t->name[0] == '\0') {  // never named: it has its OS thread's name, as a new thread inherits it
     char os[16] = {};
-    real_pthread_getname_np()(t->os_thread, os, sizeof os);
+    real_pthread_getname_np()(os_thread_of(*t), os, sizeof os);
     std::memcpy(t->name, os, sizeof os);
   }
   if (len < std::strlen(t->name) + 1) return ERANGE;
@@ -788,7 +812,13 @@ int pthread_kill(pthread_t id, int sig) noexcept {
   if (sig < 0 || sig >= NSIG) return EINVAL;
   if (sig == 0) return 0;
   // SIGKILL, SIGSTOP and the synchronous signals act on the whole process anyway.
-  if (signals::synchronous(sig) || sig == SIGKILL || sig == SIGSTOP) return real_pthread_kill()(t->os_thread, sig);
+  if (signals::synchronous(sig) || sig == SIGKILL || sig == SIGSTOP) return real_pthread_kill()(os_thread_of(*t), sig);
+  if (spread::if_queued(t->queue_node, [] {})) {
+    // Not started on any hub yet: the signal waits for it, and it takes it as it starts.
+    const int rc = signals::send_to_thread(t->signals, sig, false, nullptr);
+    if (rc != 0 || spread::if_queued(t->queue_node, [] {})) return rc;
+    // A hub took it meanwhile and may have parked it already: wake it there.
+  }
   return signals::send_to_thread(t->signals, sig, t->hub == detail::tls_hub, t->hub_handle);
 }
 
@@ -830,6 +860,8 @@ int pthread_cancel(pthread_t id) {
   if (t == nullptr) return real_pthread_cancel()(id);
   if (gone(*t)) return ESRCH;
   if ((t->flags.load(std::memory_order_acquire) & green_thread::finished) != 0 || t->exiting) return 0;
+  // Not started on any hub yet: it acts on the request as it starts.
+  if (spread::if_queued(t->queue_node, [t] { t->cancel_pending = true; })) return 0;
   if (t->hub != detail::tls_hub) {
     // As below, on t's own hub (there the caller is no green thread).
     t->hub_handle->post([t] {

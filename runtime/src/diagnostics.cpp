@@ -238,6 +238,17 @@ void hub_state::start_diagnostics() {
   start_monitor(s.monitor_ms);
 }
 
+namespace {
+std::atomic<std::size_t (*)(hub_core&)> stuck_hook{nullptr};
+
+std::size_t hand_off_stuck(hub_core& h) {
+  std::size_t (*const hook)(hub_core&) = stuck_hook.load(std::memory_order_acquire);
+  return hook != nullptr ? hook(h) : 0;
+}
+}  // namespace
+
+void set_stuck_hook(std::size_t (*hook)(hub_core&)) noexcept { stuck_hook.store(hook, std::memory_order_release); }
+
 void hub_state::start_monitor(unsigned ms) {
   const auto period = std::chrono::milliseconds(ms);
   const helper_thread_scope own;  // the watchdog must run while the hub's thread is stuck
@@ -252,6 +263,18 @@ void hub_state::start_monitor(unsigned ms) {
         last = now;
         reported = false;
         continue;
+      }
+      // Green threads placed on this hub that it has not started would wait
+      // for the holder: other hubs take them (each period, for late ones).
+      const std::size_t handed = hand_off_stuck(*this);
+      if (handed > 0) {
+        char line[200];
+        std::snprintf(line, sizeof line,
+                      "grove: blocking monitor: handed %zu not-yet-started green thread%s of the stuck hub "
+                      "(running %s) to other hubs\n",
+                      handed, handed == 1 ? "" : "s", describe_greenlet(holder).c_str());
+        std::fputs(line, stderr);
+        std::fflush(stderr);
       }
       if (reported) continue;
       reported = true;

@@ -190,7 +190,15 @@ void hub_state::for_each_parked(F&& f) {
 
 // idle waits for timers, I/O or posts; with nothing that could ever wake the
 // parked greenlets, gives them loop_exit.
+namespace {
+std::atomic<bool (*)(bool)> idle_hook{nullptr};
+}  // namespace
+
+void set_idle_hook(bool (*hook)(bool)) noexcept { idle_hook.store(hook, std::memory_order_release); }
+
 void hub_state::idle() {
+  bool (*const hook)(bool) = idle_hook.load(std::memory_order_acquire);
+  if (hook != nullptr && hook(true)) return;
   const bool outside = jobs_in_flight > 0 || holds.load(std::memory_order_acquire) > 0 ||
                        has_posts.load(std::memory_order_acquire) || remote.load(std::memory_order_acquire) != nullptr;
   // Idle time is when pooled stacks beyond the pool's limit give their memory
@@ -201,6 +209,7 @@ void hub_state::idle() {
   if (outside) ev_ref(loop);  // wait for the async watcher too
   const int active = ev_run(loop, trimming ? EVRUN_NOWAIT : EVRUN_ONCE);
   if (outside) ev_unref(loop);
+  if (hook != nullptr) hook(false);
   stale_clock = false;
   run_posts();
   if (!ready.empty() || !woken.empty() || active != 0 || outside || trimming) return;

@@ -547,6 +547,31 @@ TEST_CASE(
   CHECK(pinned.cpu < 1.1 * pinned.wall);
 }
 
+TEST_CASE(
+    "threads made while a green thread computes without a pause still start under grove-run --hubs=2: an idle hub "
+    "takes them from the computing hub's queue, and with every other hub busy the blocking monitor hands them over") {
+  const std::string program = programs + "/thr_steal";
+  for (const char* mode : {"idle", "busy"}) {
+    CAPTURE(mode);
+    const limited_result native = run_limited({program, mode}, 60s);
+    REQUIRE(native.exit_code == 0);
+    REQUIRE(native.out == std::string(mode) + ": the 3 late threads ran while a thread computed: 1, its result: 1\n");
+    // GROVE_MONITOR_MS in both: in idle mode an idle hub has taken them long
+    // before the monitor could; in busy mode only the monitor can.
+    const limited_result green = run_limited({grove_run, "--hubs=2", program, mode}, 60s, {"GROVE_MONITOR_MS=200"});
+    CAPTURE(green.out);
+    CHECK(!green.timed_out);
+    CHECK(green.exit_code == 0);
+    if (std::string(mode) == "idle") {
+      CHECK(green.out == native.out);
+    } else {  // with the monitor's report on stderr
+      CHECK(green.out.find(native.out) != std::string::npos);
+      CHECK(green.out.find("grove: blocking monitor: handed ") != std::string::npos);
+      CHECK(green.out.find("not-yet-started green thread") != std::string::npos);
+    }
+  }
+}
+
 TEST_CASE("a deadlock under grove-run hangs as it does natively, and grove reports it on stderr, with one hub or two") {
   const std::string program = programs + "/thr_deadlock";
   const limited_result native = run_limited({program}, 2s);

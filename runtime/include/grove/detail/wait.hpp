@@ -308,6 +308,18 @@ void set_signal_drain(void (*drain)()) noexcept;
 // waking it if it sleeps in its poll. Async-signal-safe; nothing without a hub.
 void kick_from_signal() noexcept;
 
+// set_idle_hook installs the function every hub calls on its own greenlet when
+// it has nothing ready: with entering true before it polls (true back: the
+// hook made something ready, and the hub runs that instead of sleeping), and
+// with entering false once the poll has returned. The hooks use it to let an
+// idle hub take green threads that a busy hub has not started yet.
+void set_idle_hook(bool (*hook)(bool entering)) noexcept;
+// set_stuck_hook installs what a hub's blocking monitor (GROVE_MONITOR_MS)
+// calls, on the monitor's thread, each period its hub stays stuck in one
+// greenlet: it may hand that hub's not-yet-started work to other hubs, and
+// returns how many it handed (the monitor says so on stderr).
+void set_stuck_hook(std::size_t (*hook)(hub_core& stuck)) noexcept;
+
 // remote_wake is a wake-up handed to a hub from another OS thread: queued
 // without a lock or an allocation (the item lives with its waiter), run on the
 // hub's greenlet after its next poll. hand_over pushes it onto the hub's
