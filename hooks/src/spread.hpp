@@ -74,8 +74,8 @@ struct queued {
 // start then runs on that hub's greenlet, outside the lock, and starts it.
 void set_starter(void (*claim)(queued&, const place& where), void (*start)(queued&)) noexcept;
 
-// queue puts q, a thread choose placed on where (not the caller's hub), on
-// that hub's queue. From then on q's thread may start on any hub at any time.
+// queue puts q, a thread choose placed on where (the caller's hub or
+// another), on that hub's queue. From then on q's thread may start on any hub at any time.
 void queue(queued& q, const place& where) noexcept;
 
 void lock_queues() noexcept;

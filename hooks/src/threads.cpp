@@ -633,9 +633,10 @@ int pthread_create(pthread_t* out, const pthread_attr_t* attr, void* (*start)(vo
   t->start_mask = signals::creator_mask();
   t->signals.mask.store(t->start_mask, std::memory_order_relaxed);  // a signal sent before it starts sees its mask
   spread::place where;
-  if (spread::choose(where) && where.core != detail::tls_hub) {
-    // Another hub's: it waits in that hub's queue until that hub, or an idle
-    // one, takes it; then it runs there and never moves (spread.hpp).
+  if (spread::choose(where)) {
+    // It waits in its hub's queue (this hub's or another's) until that hub,
+    // or an idle one, takes it; then it runs there and never moves
+    // (spread.hpp). Even this hub's: the caller may compute for long.
     t->hub = where.core;
     t->hub_handle = where.handle;
     t->os_thread = where.os_thread;
@@ -645,7 +646,7 @@ int pthread_create(pthread_t* out, const pthread_attr_t* attr, void* (*start)(vo
     spread::queue(t->queue_node, where);
     return 0;
   }
-  t->place = where.core != nullptr ? where.index : -1;
+  // Not one of the group's hubs (a thread the program made itself), or one hub.
   link_here(*t);
   try {
     auto* s = detail::new_task(std::nullopt, stack, [t] { run_green(t); });

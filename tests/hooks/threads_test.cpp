@@ -851,3 +851,66 @@ TEST_CASE("a green thread that keeps waiting with limits already past lets the o
   CHECK(ja.value == nullptr);  // it saw `done`, well before its 10 s were up
   MESSAGE("waits with a past limit before the other thread ran: " << waits);
 }
+
+namespace steal {
+std::atomic<int> ran{0};
+std::atomic<bool> ran_while_spinning{false};
+std::atomic<int> handled_in_its_thread{0};
+std::atomic<int> handled{0};
+pthread_t signalled{};
+constexpr int late = 4;
+pthread_t lates[late];
+
+void on_usr1(int) {
+  handled.fetch_add(1);
+  if (pthread_equal(pthread_self(), signalled)) handled_in_its_thread.fetch_add(1);
+}
+
+void* late_one(void*) {
+  ran.fetch_add(1);
+  return nullptr;
+}
+
+// spinner makes the late threads, then computes until they have all run. It
+// gives up after 10 s with two hubs (they must start long before, on the
+// other hub), after 0.2 s with one (they cannot start while it computes).
+void* spinner(void*) {
+  for (int i = 0; i < late; ++i) {
+    if (::pthread_create(&lates[i], nullptr, late_one, nullptr) != 0) return nullptr;
+    if (i == 1) {
+      signalled = lates[i];
+      if (::pthread_kill(lates[i], SIGUSR1) != 0) return nullptr;  // before it can have started, with one hub
+    }
+  }
+  const auto give_up =
+      std::chrono::steady_clock::now() + (hubs() >= 2 ? std::chrono::seconds(10) : std::chrono::milliseconds(200));
+  std::uint64_t x = 1;
+  while (ran.load() < late) {
+    for (int i = 0; i < 20000; ++i) x = x * 6364136223846793005u + 1442695040888963407u;
+    if (std::chrono::steady_clock::now() > give_up) break;
+  }
+  ran_while_spinning.store(ran.load() == late);
+  return reinterpret_cast<void*>(static_cast<std::uintptr_t>(x | 1));
+}
+}  // namespace steal
+
+TEST_CASE(
+    "threads a green thread makes and then computes without a pause start on another hub with two hubs, and once it "
+    "ends with one; a signal sent to one before it started runs its handler in it") {
+  grove::hub::current();  // pthread_create makes green threads from here on
+  struct sigaction sa {};
+  sa.sa_handler = steal::on_usr1;
+  struct sigaction old {};
+  REQUIRE(::sigaction(SIGUSR1, &sa, &old) == 0);
+  pthread_t spin;
+  REQUIRE(::pthread_create(&spin, nullptr, steal::spinner, nullptr) == 0);
+  const joined s = join(spin);
+  CHECK(s.rc == 0);
+  REQUIRE(s.value != nullptr);  // it made every late thread
+  for (pthread_t t : steal::lates) CHECK(join(t).rc == 0);
+  CHECK(steal::ran.load() == steal::late);
+  CHECK(steal::ran_while_spinning.load() == (hubs() >= 2));
+  CHECK(steal::handled.load() == 1);
+  CHECK(steal::handled_in_its_thread.load() == 1);
+  REQUIRE(::sigaction(SIGUSR1, &old, nullptr) == 0);
+}
