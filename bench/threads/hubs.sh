@@ -10,10 +10,12 @@
 #   xz           xz -T2 -1 -c: two compressing threads over 64 MiB of made-up words (about 2.6:1)
 #   sort         LC_ALL=C sort --parallel=2 -S 64M of 50 MiB of random alphanumeric lines
 # xz's and sort's inputs are generated once per run by python3 from a fixed seed: the same bytes
-# every run. Each program runs three ways:
+# every run. Each program runs four ways:
 #   native       OS threads
 #   hubs=1       grove-run --hubs=1: every thread a green thread on one OS thread
 #   hubs=2       grove-run --hubs=2: green threads spread over two hubs, each an OS thread
+#   hubs=3       grove-run --hubs=3: one hub more than this machine's CPUs, so that the kernel
+#                time-slices the hubs' OS threads (xz's main thread then has a hub of its own)
 # A grove-run that has no --hubs option (before several hubs) is given GROVE_HUBS in its
 # environment instead, which it ignores: its hubs=2 rows then show one hub's figures.
 #
@@ -21,7 +23,7 @@
 # median wall time, the best run's CPU time (user + system) and CPU/wall (how many CPUs it kept
 # busy), then the ratios of best times (medians' beside them) and their targets:
 #   cpu_threads  hubs=2 / hubs=1 <= 0.55x, hubs=2 / native <= 1.1x
-#   xz, sort     hubs=2 / native <= 1.15x; hubs=1 / native for reference
+#   xz, sort     hubs=2 / native <= 1.15x; hubs=1 and hubs=3 / native for reference
 #
 # "others" is the CPU time that every other user process on the machine (and the hypervisor, as
 # steal) took during a way's most disturbed run, as a percent of one CPU; above 3% the row is
@@ -41,7 +43,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 BUILD=${BUILD:-build/release}
 repeat=5
 programs="cpu_threads xz sort"
-ways=(native hubs=1 hubs=2)
+ways=(native hubs=1 hubs=2 hubs=3)
 cpu_threads=8
 cpu_units=64
 xz_level=-1
@@ -306,6 +308,7 @@ for program in xz sort; do
   has "$program" || continue
   ratio "$program" hubs=2 native 1.15
   ratio "$program" hubs=1 native ""
+  ratio "$program" hubs=3 native ""
 done
 
 if has cpu_threads && awk -v c="${cpu[cpu_threads hubs=2]}" -v w="${best_wall[cpu_threads hubs=2]}" 'BEGIN { exit !(c / w < 1.5) }'; then
