@@ -452,6 +452,9 @@ void after_fork_in_child() noexcept {
     s.look_at.store(0, std::memory_order_relaxed);
   }
   my_index = -1;
+  // The hub's loop is a new one in the child: a steal timer armed in the old
+  // one would look active for ever. Left, not stopped (its loop is gone).
+  steal_timer = nullptr;
   queues_lock.store(false, std::memory_order_relaxed);
   running.store(0, std::memory_order_relaxed);
   group_lock.store(false, std::memory_order_relaxed);  // a vanished thread may have held it

@@ -819,6 +819,17 @@ int pthread_kill(pthread_t id, int sig) noexcept {
     const int rc = signals::send_to_thread(t->signals, sig, false, nullptr);
     if (rc != 0 || spread::if_queued(t->queue_node, [] {})) return rc;
     // A hub took it meanwhile and may have parked it already: wake it there.
+    if (t->hub == detail::tls_hub) {
+      signals::drain_thread(t->signals);
+      return 0;
+    }
+    try {
+      signals::thread_state* s = &t->signals;
+      t->hub_handle->post([s] { signals::drain_thread(*s); });
+    } catch (...) {
+      return EAGAIN;
+    }
+    return 0;
   }
   return signals::send_to_thread(t->signals, sig, t->hub == detail::tls_hub, t->hub_handle);
 }

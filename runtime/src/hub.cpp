@@ -188,14 +188,15 @@ void hub_state::for_each_parked(F&& f) {
   }
 }
 
-// idle waits for timers, I/O or posts; with nothing that could ever wake the
-// parked greenlets, gives them loop_exit.
 namespace {
 std::atomic<bool (*)(bool)> idle_hook{nullptr};
 }  // namespace
 
 void set_idle_hook(bool (*hook)(bool)) noexcept { idle_hook.store(hook, std::memory_order_release); }
 
+// idle waits for timers, I/O or posts; with nothing that could ever wake the
+// parked greenlets, gives them loop_exit. The idle hook may first make
+// something ready (the hooks' hubs take green threads not yet started).
 void hub_state::idle() {
   bool (*const hook)(bool) = idle_hook.load(std::memory_order_acquire);
   if (hook != nullptr && hook(true)) return;
