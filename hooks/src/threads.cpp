@@ -327,6 +327,10 @@ void run_green(green_thread* t) {
     signals::after_wait(signals::on_handler::resume);
     if (t->cancel_pending && t->cancel_enabled) throw thread_exit{PTHREAD_CANCELED};
     value = t->start(t->arg);
+    // A signal sent while it ran on another hub, since its last hooked call:
+    // natively it would have interrupted the thread, so its handler runs
+    // here, in it, before the thread ends (which drops what is pending).
+    signals::after_wait(signals::on_handler::resume);
   } catch (const thread_exit& e) {
     value = e.value;
   } catch (...) {
