@@ -75,41 +75,33 @@ std::int64_t now_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(detail::clock::now().time_since_epoch()).count();
 }
 
-// take_locked takes up to `most` threads from the front of hub from's queue
-// for hub `to` (claiming each), and returns them as a list. Under the lock.
-queued* take_locked(unsigned from, unsigned to, std::size_t most) {
-  slot& s = slots[from];
-  const place where = place_of(to);
-  queued* taken = nullptr;
-  queued** end = &taken;
-  std::size_t n = 0;
-  while (s.head != nullptr && n < most) {
-    queued* q = s.head;
-    s.head = q->next;
-    q->next = nullptr;
-    *end = q;
-    end = &q->next;
-    ++n;
-    claim_fn(*q, where);
-    q->on = -1;
-  }
-  if (s.head == nullptr) s.tail = nullptr;
-  s.waiting -= n;
-  if (from != to && n > 0) {
-    s.load.fetch_sub(static_cast<long>(n), std::memory_order_relaxed);
-    slots[to].load.fetch_add(static_cast<long>(n), std::memory_order_relaxed);
-  }
-  return taken;
+// append_locked puts q at the back of hub i's queue. Under the lock.
+void append_locked(unsigned i, queued& q) {
+  slot& s = slots[i];
+  q.next = nullptr;
+  q.on = static_cast<int>(i);
+  (s.tail != nullptr ? s.tail->next : s.head) = &q;
+  s.tail = &q;
+  ++s.waiting;
 }
 
-// start_all starts the threads of a list take_locked returned, on this hub.
-void start_all(queued* list) {
-  while (list != nullptr) {
-    queued* next = list->next;
-    list->next = nullptr;
-    start_fn(*list);
-    list = next;
+// take_locked takes the first thread of hub from's queue for hub `to`
+// (claiming it), or returns nullptr for an empty queue. Under the lock.
+queued* take_locked(unsigned from, unsigned to) {
+  slot& s = slots[from];
+  queued* q = s.head;
+  if (q == nullptr) return nullptr;
+  s.head = q->next;
+  if (s.head == nullptr) s.tail = nullptr;
+  --s.waiting;
+  q->next = nullptr;
+  claim_fn(*q, place_of(to));
+  q->on = -1;
+  if (from != to) {
+    s.load.fetch_sub(1, std::memory_order_relaxed);
+    slots[to].load.fetch_add(1, std::memory_order_relaxed);
   }
+  return q;
 }
 
 void send_look(unsigned i) noexcept;
@@ -124,10 +116,10 @@ void look_run(detail::remote_wake& w) {
   slots[i].look_at.store(0, std::memory_order_relaxed);
   slots[i].look_sent.store(false, std::memory_order_release);
   lock_queues();
-  queued* list = take_locked(i, i, 1);
+  queued* q = take_locked(i, i);
   const bool more = slots[i].waiting > 0;
   unlock_queues();
-  start_all(list);
+  if (q != nullptr) start_fn(*q);
   if (more) send_look(i);
 }
 
@@ -166,11 +158,11 @@ bool on_idle(bool entering) {
     return false;
   }
   const unsigned count = running.load(std::memory_order_acquire);
-  queued* list = nullptr;
+  queued* taken = nullptr;
   std::int64_t wake_at = 0;
   lock_queues();
   if (mine.waiting > 0) {
-    list = take_locked(static_cast<unsigned>(me), static_cast<unsigned>(me), 1);
+    taken = take_locked(static_cast<unsigned>(me), static_cast<unsigned>(me));
   } else {
     // The awake hub whose look has been pending longest: once that is
     // stuck_after_ns, its first queued thread is this hub's to take. A hub
@@ -188,12 +180,12 @@ bool on_idle(bool entering) {
     }
     if (from < count) {
       if (now_ns() - oldest >= stuck_after_ns) {
-        list = take_locked(from, static_cast<unsigned>(me), 1);
+        taken = take_locked(from, static_cast<unsigned>(me));
       } else {
         wake_at = oldest + stuck_after_ns;
       }
     }
-    if (list == nullptr) mine.idle.store(true, std::memory_order_relaxed);
+    if (taken == nullptr) mine.idle.store(true, std::memory_order_relaxed);
   }
   unlock_queues();
   if (wake_at != 0) {
@@ -207,8 +199,8 @@ bool on_idle(bool entering) {
       }
     }
   }
-  start_all(list);
-  return list != nullptr;
+  if (taken != nullptr) start_fn(*taken);
+  return taken != nullptr;
 }
 
 // on_stuck is the blocking monitor's hook (detail::set_stuck_hook): the
@@ -237,14 +229,9 @@ std::size_t on_stuck(detail::hub_core& h) {
     queued* q = from.head;
     from.head = q->next;
     --from.waiting;
-    slot& to = slots[best];
-    q->next = nullptr;
-    q->on = static_cast<int>(best);
-    (to.tail != nullptr ? to.tail->next : to.head) = q;
-    to.tail = q;
-    ++to.waiting;
+    append_locked(best, *q);
     from.load.fetch_sub(1, std::memory_order_relaxed);
-    to.load.fetch_add(1, std::memory_order_relaxed);
+    slots[best].load.fetch_add(1, std::memory_order_relaxed);
     wake[best] = true;
     ++n;
   }
@@ -369,11 +356,7 @@ void queue(queued& q, const place& where) noexcept {
   int kick = -1;
   lock_queues();
   slot& s = slots[i];
-  q.next = nullptr;
-  q.on = static_cast<int>(i);
-  (s.tail != nullptr ? s.tail->next : s.head) = &q;
-  s.tail = &q;
-  ++s.waiting;
+  append_locked(i, q);
   if (!s.idle.load(std::memory_order_relaxed)) {
     // A busy hub may not look at its queue for a while: an idle one takes it.
     for (unsigned j = 0; j < count; ++j) {
