@@ -23,19 +23,31 @@ grove_install_deps
 jobs=$(nproc)
 passed=0
 failed=0
-stage() {
+failed_logs=()
+mkdir -p build/logs
+stage() {  # each stage's output also goes to build/logs/N.log, for the summary
   local name=$1
   shift
+  local log="build/logs/$((passed + failed + 1)).log"
   echo
   echo "=== grove test: $name"
   local start=$SECONDS
-  if "$@"; then
+  if "$@" 2>&1 | tee "$log"; then
     passed=$((passed + 1))
     echo "=== grove test: $name: passed ($((SECONDS - start)) s)"
   else
     failed=$((failed + 1))
+    failed_logs+=("$name|$log")
     echo "=== grove test: $name: FAILED ($((SECONDS - start)) s)"
   fi
+}
+
+summarize_failure() {  # the lines that say what failed, so that the end of a long log names it
+  local name=${1%%|*} log=${1#*|}
+  echo
+  echo "=== grove test: FAILED: $name (whole output: $log)"
+  grep -n -E -B3 -A12 'ERROR|FAILED|Failed|failed|\*\*\*|Sanitizer|runtime error|Timeout|Exception|==[0-9]+==' "$log" |
+    grep -v -E '^[0-9]+[:-] *(Start|[0-9]+/[0-9]+ Test) .*Passed' | tail -n 120 || true
 }
 
 build() {  # build DIR [cmake options...]
@@ -96,6 +108,8 @@ stage "Release build (GCC -O3)" release
 stage "clang build" clang_build
 stage "Debian packages" bash tests/package/check.sh . build/package
 
+for f in "${failed_logs[@]}"; do summarize_failure "$f"; done
 echo
-echo "grove: $passed passed, $failed failed"
+names=$(for f in "${failed_logs[@]}"; do printf '%s; ' "${f%%|*}"; done)
+echo "grove: $passed passed, $failed failed${names:+ (${names%; })}"
 [ "$failed" -eq 0 ]
