@@ -1,5 +1,6 @@
-// echo_server PORT — echoes every byte back, a task per connection, written as
-// plain sequential code. Binds 127.0.0.1:PORT (0 picks a free port), prints
+// echo_server PORT [--hubs N] [--spread acceptor|reuseport] — echoes every byte
+// back, a task per connection, written as plain sequential code; with --hubs, on
+// N hubs' OS threads (0: one per CPU). Binds 127.0.0.1:PORT (0 picks a free port), prints
 // "listening on 127.0.0.1:<port>", runs in the foreground and exits cleanly on
 // SIGINT or SIGTERM. bench/echo drives it this way.
 #include "serve_until_signal.hpp"
@@ -12,5 +13,5 @@ int main(int argc, char** argv) {
     // free either: malloc's header puts a page of every buffer in memory.
     char buf[2048];
     while (const std::size_t n = conn.recv(buf, sizeof buf)) conn.send_all(buf, n);
-  });
+  }, /*multi_hub=*/true);
 }

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <mutex>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -20,7 +21,9 @@
 #include <grove/io.hpp>
 #include <grove/sleep.hpp>
 #include <grove/socket.hpp>
+#include <grove/stream_server.hpp>
 #include <grove/task.hpp>
+#include <grove/timeout.hpp>
 
 #include "../support.hpp"
 
@@ -144,4 +147,212 @@ TEST_CASE("hub_group: two hubs' threads accept on one listening socket and echo 
     total += *n;
   }
   CHECK(total == clients);
+}
+
+namespace {
+// echo_clients connects `clients` tasks of this thread's hub to port, each
+// sending 3,000 bytes of its own; returns how many got exactly their bytes back.
+int echo_clients(std::uint16_t port, int clients) {
+  std::atomic<int> exact{0};
+  std::vector<grove::task<void>> load;
+  for (int c = 0; c < clients; ++c) {
+    load.push_back(grove::spawn([c, port, &exact] {
+      grove::socket s = grove::connect("127.0.0.1", port, 10s);
+      std::string sent;
+      for (int k = 0; k < 3000; ++k) sent.push_back(static_cast<char>('a' + (c * 7 + k) % 26));
+      s.send_all(sent);
+      s.shutdown();
+      std::string got;
+      char buf[4096];
+      while (std::size_t n = s.recv(buf, sizeof buf)) got.append(buf, n);
+      if (got == sent) ++exact;
+    }));
+  }
+  for (auto& t : load) t.get();
+  return exact.load();
+}
+
+const char* spread_name(grove::stream_server::spread by) {
+  return by == grove::stream_server::spread::acceptor ? "acceptor" : "reuseport";
+}
+}  // namespace
+
+TEST_CASE("stream_server on a hub_group of two: each spread echoes 200 connections byte for byte, with handlers "
+          "on both hubs' OS threads; stop returns once they are done") {
+  for (const auto by : {grove::stream_server::spread::acceptor, grove::stream_server::spread::reuseport}) {
+    CAPTURE(spread_name(by));
+    grove::hub_group hubs(2);
+    std::mutex m;
+    std::set<long> threads;
+    grove::stream_server server(
+        "127.0.0.1:0",
+        [&](grove::socket conn, grove::address) {
+          {
+            const std::lock_guard<std::mutex> hold(m);
+            threads.insert(kernel_tid());
+          }
+          char buf[4096];
+          while (std::size_t n = conn.recv(buf, sizeof buf)) conn.send_all(buf, n);
+        },
+        {.hubs = &hubs, .by = by});
+    server.start();
+    REQUIRE(server.address().port() != 0);
+    CHECK(echo_clients(server.address().port(), 200) == 200);
+    server.stop(5s);
+    CHECK(server.connections() == 0);
+    const std::lock_guard<std::mutex> hold(m);
+    CHECK(threads.size() == 2);
+    CHECK(threads.count(kernel_tid()) == 0);
+  }
+}
+
+TEST_CASE("stream_server on a hub_group: with max_connections, each hub runs at most that many handlers, and a "
+          "connection beyond them waits until one ends (acceptor spread, other threads' hubs)") {
+  grove::hub_group hubs(2);
+  std::atomic<int> running{0};
+  std::atomic<int> most{0};
+  std::atomic<bool> release{false};
+  grove::stream_server server(
+      "127.0.0.1:0",
+      [&](grove::socket conn, grove::address) {
+        const int now = ++running;
+        for (int seen = most.load(); now > seen && !most.compare_exchange_weak(seen, now);) {
+        }
+        while (!release.load()) grove::sleep(1ms);
+        conn.send_all("x", 1);
+        --running;
+      },
+      {.max_connections = 1, .hubs = &hubs, .by = grove::stream_server::spread::acceptor});
+  server.start();
+  std::vector<grove::socket> conns;
+  for (int i = 0; i < 3; ++i) conns.push_back(grove::connect("127.0.0.1", server.address().port(), 10s));
+  for (int i = 0; i < 2000 && server.connections() < 2; ++i) grove::sleep(1ms);
+  grove::sleep(50ms);  // time for a wrong third handler to start
+  CHECK(server.connections() == 2);
+  CHECK(running.load() == 2);
+  release = true;
+  char c = 0;
+  for (auto& s : conns) {
+    s.set_timeout(10s);
+    CHECK(s.recv(&c, 1) == 1);  // the third too, once a hub had room
+  }
+  CHECK(most.load() == 2);
+  server.stop(5s);
+}
+
+TEST_CASE("stream_server on a hub_group: a handler on another hub's thread can stop the server, which kills the "
+          "handlers that outlive the grace; serve_forever on this thread then returns") {
+  grove::hub_group hubs(2);
+  std::atomic<int> killed{0};
+  grove::stream_server* self = nullptr;
+  grove::stream_server server(
+      "127.0.0.1:0",
+      [&](grove::socket conn, grove::address) {
+        try {
+          char c = 0;
+          if (conn.recv(&c, 1) == 1 && c == 's') {
+            self->stop(100ms);  // returns at once: a task of this hub stops the server
+            conn.send_all("k", 1);
+            return;
+          }
+        } catch (const grove::greenlet_exit&) {
+          ++killed;  // an idle connection's handler, waiting in recv
+          throw;
+        }
+      },
+      {.hubs = &hubs, .by = grove::stream_server::spread::reuseport});
+  self = &server;
+  server.start();
+  std::vector<grove::socket> idle;
+  for (int i = 0; i < 4; ++i) idle.push_back(grove::connect("127.0.0.1", server.address().port(), 10s));
+  for (int i = 0; i < 2000 && server.connections() < 4; ++i) grove::sleep(1ms);
+  REQUIRE(server.connections() == 4);
+  auto stopper = grove::connect("127.0.0.1", server.address().port(), 10s);
+  stopper.send_all("s", 1);
+  const auto began = std::chrono::steady_clock::now();
+  auto forever = grove::spawn([&] { server.serve_forever(); });
+  CHECK(forever.get(10s));
+  CHECK(std::chrono::steady_clock::now() - began < 9s);
+  CHECK(killed.load() == 4);
+  CHECK(server.connections() == 0);
+  char c = 0;
+  stopper.set_timeout(5s);
+  CHECK(stopper.recv(&c, 1) == 1);
+  // Nothing listens on the port any more.
+  CHECK_THROWS_AS(grove::connect("127.0.0.1", server.address().port(), 2s), std::system_error);
+}
+
+TEST_CASE("stream_server on a hub_group: a unix: address is served by one acceptor spreading to both hubs' OS threads "
+          "(reuseport asked for)") {
+  grove::hub_group hubs(2);
+  const std::string path = "/tmp/grove-hubs-" + std::to_string(::getpid()) + ".sock";
+  ::unlink(path.c_str());
+  std::mutex m;
+  std::set<long> threads;
+  grove::stream_server server(
+      "unix:" + path,
+      [&](grove::socket conn, grove::address) {
+        {
+          const std::lock_guard<std::mutex> hold(m);
+          threads.insert(kernel_tid());
+        }
+        char buf[256];
+        while (std::size_t n = conn.recv(buf, sizeof buf)) conn.send_all(buf, n);
+      },
+      {.hubs = &hubs, .by = grove::stream_server::spread::reuseport});
+  server.start();
+  std::vector<grove::task<bool>> clients;
+  for (int i = 0; i < 20; ++i) {
+    clients.push_back(grove::spawn([&, i] {
+      grove::socket s(AF_UNIX, SOCK_STREAM);
+      s.connect(grove::address::parse("unix:" + path));
+      const std::string msg = "hello " + std::to_string(i);
+      s.send_all(msg);
+      s.shutdown();
+      std::string got;
+      char buf[64];
+      while (std::size_t n = s.recv(buf, sizeof buf)) got.append(buf, n);
+      return got == msg;
+    }));
+  }
+  int ok = 0;
+  for (auto& t : clients) ok += t.get() ? 1 : 0;
+  CHECK(ok == 20);
+  server.stop(5s);
+  ::unlink(path.c_str());
+  const std::lock_guard<std::mutex> hold(m);
+  CHECK(threads.size() == 2);
+}
+
+TEST_CASE("stream_server on a hub_group: a stop cut short by a timeout scope still kills the handlers on both hubs' "
+          "OS threads before the timeout propagates") {
+  grove::hub_group hubs(2);
+  std::atomic<int> unwound{0};
+  std::vector<grove::socket> clients;  // outlive the server: a handler left behind could still be ended
+  {
+    grove::stream_server server(
+        "127.0.0.1:0",
+        [&](grove::socket conn, grove::address) {
+          struct count_unwind {
+            std::atomic<int>& n;
+            ~count_unwind() { ++n; }
+          } on_stack{unwound};
+          char byte;
+          conn.recv(&byte, 1);  // until the client closes
+        },
+        {.hubs = &hubs});
+    server.start();
+    for (int i = 0; i < 4; ++i) clients.push_back(grove::connect(server.address(), 5s));
+    for (int i = 0; i < 2000 && server.connections() < 4; ++i) grove::sleep(1ms);
+    REQUIRE(server.connections() == 4);
+    const auto began = std::chrono::steady_clock::now();
+    {
+      grove::timeout impatient(50ms);
+      CHECK_THROWS_AS(server.stop(20s), grove::timeout_error);
+    }
+    CHECK(std::chrono::steady_clock::now() - began < 10s);
+    CHECK(server.connections() == 0);
+    CHECK(unwound.load() == 4);
+  }
+  CHECK(unwound.load() == 4);
 }

@@ -8,16 +8,26 @@
 //   server.start();
 //   std::printf("port %u\n", server.address().port());
 //   server.serve_forever();   // until stop()
+//
+// With a hub_group, handlers run on every hub of the group (every core):
+//
+//   grove::hub_group hubs;
+//   grove::stream_server server("0.0.0.0:8080", handler, {.hubs = &hubs});
+//
+// and the connections are spread in one of two ways (see spread).
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include <grove/event.hpp>
+#include <grove/hub_group.hpp>
 #include <grove/local.hpp>
 #include <grove/pool.hpp>
 #include <grove/socket.hpp>
@@ -29,12 +39,39 @@ class stream_server {
  public:
   using handler = std::function<void(socket conn, grove::address peer)>;
 
+  // spread is how a server on a hub_group shares connections among its hubs.
+  enum class spread {
+    // acceptor: one task (on the group's first hub) accepts every connection
+    // and hands it to the hub with the fewest handlers running, by a post.
+    // Works for every address family; a busy hub gets no new connections.
+    acceptor,
+    // reuseport: each hub has a listening socket of its own on the address
+    // (SO_REUSEPORT) and accepts on it; the kernel spreads connections by a
+    // hash of their addresses, whatever each hub's load. No hand-off between
+    // threads. TCP only (a unix: address uses acceptor).
+    reuseport,
+  };
+
+  struct options {
+    // At most this many handlers at once (0: no limit); beyond it, accepting
+    // waits for a handler to finish. With hubs: at most this many on each hub.
+    std::size_t max_connections = 0;
+    // hubs: run the handlers on these hubs' threads (the group must outlive
+    // the server). nullptr: on the hub of the thread that calls start.
+    hub_group* hubs = nullptr;
+    spread by = spread::acceptor;
+  };
+
   // stream_server will listen on `listen_on` ("127.0.0.1:8080", "[::1]:0",
   // "unix:/path"; port 0 picks a free port) and run h(conn, peer) in a task per
   // connection, at most max_connections at once (0: no limit; beyond it,
   // accepting waits for a handler to finish). Nothing happens until start.
   // Throws grove::error for a bad address.
   stream_server(std::string_view listen_on, handler h, std::size_t max_connections = 0);
+  // stream_server(listen_on, h, o) is the same with options; with o.hubs,
+  // start, stop and serve_forever may be called from any thread or task, and
+  // a handler on any hub may call stop.
+  stream_server(std::string_view listen_on, handler h, options o);
   stream_server(const stream_server&) = delete;
   stream_server& operator=(const stream_server&) = delete;
   // ~stream_server stops it, killing its handlers at once.
@@ -56,22 +93,32 @@ class stream_server {
   // address is where it listens (after start: with the port port 0 picked).
   const grove::address& address() const noexcept { return where_; }
   bool started() const noexcept { return started_; }
-  // connections is how many handlers run now.
-  std::size_t connections() const noexcept { return handlers_->size(); }
+  // connections is how many handlers run now (with hubs: on all of them).
+  std::size_t connections() const noexcept;
 
  private:
+  struct part;  // one hub's share of a server on a hub_group
   void accept_loop();
   void finish_stop(std::chrono::nanoseconds grace);
+  void start_on_hubs();
+  void accept_and_spread(part& home);
+  void accept_on_own_socket(part& home);
+  void stop_on_hubs(std::chrono::nanoseconds grace);
   grove::address where_;
   handler handler_;
+  options options_;
   std::unique_ptr<group> handlers_;
   socket listener_;
   std::optional<task<void>> acceptor_;
   std::optional<task<void>> stopper_;  // a stop started from a handler
   event stopped_;
   local<const stream_server*> serving_;  // in a handler's task: the server running it
+  // With hubs: a part per hub, each hub's objects made, used and destroyed on
+  // that hub; stopped is set once every part is stopped.
+  std::vector<std::unique_ptr<part>> parts_;
+  std::optional<remote_result<void>> hubs_stopped_;
   bool started_ = false;
-  bool stopping_ = false;
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace grove
