@@ -43,6 +43,13 @@ struct alignas(64) slot {
   // just before its sender records the time.
   std::atomic<std::int64_t> look_at{0};
   look_item look;
+  // Recent CPU use, written by the hub itself in its idle hook: busy_pm is
+  // the share of time it ran rather than slept, in per mille, averaged over
+  // about cpu_window_ns up to its last sleep (at slept_at); awake_since is
+  // when it last woke (0 while it sleeps). See cpu_use.
+  std::atomic<std::uint32_t> busy_pm{0};
+  std::atomic<std::int64_t> slept_at{0};
+  std::atomic<std::int64_t> awake_since{0};
 };
 slot slots[max_hubs];
 std::atomic<unsigned> running{0};  // hubs whose slots are filled: 0, 1 (the first) or all that started
@@ -139,6 +146,38 @@ void send_look(unsigned i) noexcept {
 // waiting for a CPU-bound thread to end.
 constexpr std::int64_t stuck_after_ns = 2'000'000;
 
+// Recent CPU use is averaged over about this long: beside stuck_after_ns, long
+// enough to see a thread that computes, short enough to follow a change.
+constexpr std::int64_t cpu_window_ns = 100'000'000;
+
+// cpu_use is hub i's recent CPU use in per mille: its average up to its last
+// sleep, decayed by the time it has slept since, or all of it while it has
+// been awake for more than the window (one thread computing without a pause).
+std::int64_t cpu_use(const slot& s, std::int64_t now) {
+  const std::int64_t awake = s.awake_since.load(std::memory_order_relaxed);
+  const std::int64_t pm = s.busy_pm.load(std::memory_order_relaxed);
+  if (awake != 0) return now - awake >= cpu_window_ns ? 1000 : pm;
+  const std::int64_t slept = now - s.slept_at.load(std::memory_order_relaxed);
+  return slept <= 0 ? pm : pm * cpu_window_ns / (cpu_window_ns + slept);
+}
+
+// note_sleep updates this hub's CPU use as it goes to sleep in its poll.
+void note_sleep(slot& s) {
+  const std::int64_t now = now_ns();
+  const std::int64_t awake = s.awake_since.load(std::memory_order_relaxed);
+  const std::int64_t last = s.slept_at.load(std::memory_order_relaxed);
+  if (awake != 0 && last != 0 && now > last) {
+    // Since the last sleep began: asleep until awake, then busy until now.
+    const std::int64_t span = now - last;
+    const std::int64_t busy_pm = (now - awake) * 1000 / span;
+    const std::int64_t weight_pm = span >= cpu_window_ns ? 1000 : span * 1000 / cpu_window_ns;
+    const std::int64_t old = s.busy_pm.load(std::memory_order_relaxed);
+    s.busy_pm.store(static_cast<std::uint32_t>(old + (busy_pm - old) * weight_pm / 1000), std::memory_order_relaxed);
+  }
+  s.slept_at.store(now, std::memory_order_relaxed);
+  s.awake_since.store(0, std::memory_order_relaxed);
+}
+
 // steal_timer wakes an idle hub when a busy hub's queue becomes its to take
 // (one per hub thread, never freed: it must outlive the hub's last poll).
 constinit thread_local detail::timer* steal_timer = nullptr;
@@ -155,6 +194,7 @@ bool on_idle(bool entering) {
   slot& mine = slots[me];
   if (!entering) {
     mine.idle.store(false, std::memory_order_relaxed);
+    mine.awake_since.store(now_ns(), std::memory_order_relaxed);
     return false;
   }
   const unsigned count = running.load(std::memory_order_acquire);
@@ -199,8 +239,12 @@ bool on_idle(bool entering) {
       }
     }
   }
-  if (taken != nullptr) start_fn(*taken);
-  return taken != nullptr;
+  if (taken != nullptr) {
+    start_fn(*taken);
+    return true;  // it runs on: no sleep
+  }
+  note_sleep(mine);
+  return false;
 }
 
 // on_stuck is the blocking monitor's hook (detail::set_stuck_hook): the
@@ -293,6 +337,11 @@ void start(unsigned n) {
   detail::set_idle_hook(on_idle);
   detail::set_stuck_hook(on_stuck);
   my_index = 0;
+  const std::int64_t now = now_ns();
+  for (unsigned i = 0; i < n; ++i) {
+    slots[i].slept_at.store(now, std::memory_order_relaxed);
+    slots[i].awake_since.store(now, std::memory_order_relaxed);
+  }
   slot& first = slots[0];
   first.handle = &grove::hub::current();
   first.os_thread = real_pthread_self()();
@@ -399,10 +448,18 @@ bool choose(place& out) {
     }
   }
   if (mine == count) return false;
+  // The load: unfinished threads placed there, plus recent CPU use (a hub
+  // that computes all the time counts two threads more). The thread count
+  // keeps long-lived threads (a server's connections) even across hubs;
+  // the CPU use steers a new thread away from a hub that computes.
+  const std::int64_t now = now_ns();
+  const auto load_of = [now](const slot& s) {
+    return s.load.load(std::memory_order_relaxed) * 1000 + 2 * cpu_use(s, now);
+  };
   unsigned best = mine;
-  long least = slots[mine].load.load(std::memory_order_relaxed);
+  std::int64_t least = load_of(slots[mine]);
   for (unsigned i = 0; i < count; ++i) {
-    const long l = slots[i].load.load(std::memory_order_relaxed);
+    const std::int64_t l = load_of(slots[i]);
     if (l < least) {
       least = l;
       best = i;
@@ -433,6 +490,9 @@ void after_fork_in_child() noexcept {
     s.idle.store(false, std::memory_order_relaxed);
     s.look_sent.store(false, std::memory_order_relaxed);
     s.look_at.store(0, std::memory_order_relaxed);
+    s.busy_pm.store(0, std::memory_order_relaxed);
+    s.slept_at.store(0, std::memory_order_relaxed);
+    s.awake_since.store(0, std::memory_order_relaxed);
   }
   my_index = -1;
   // The hub's loop is a new one in the child: a steal timer armed in the old

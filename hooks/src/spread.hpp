@@ -8,8 +8,10 @@
 // GROVE_HUBS=1 keeps everything on one OS thread.
 //
 // Placement, never migration. pthread_create puts the new green thread on the
-// hub with the fewest unfinished green threads (the creator's hub on a tie),
-// and there it stays until it ends. A green thread that has run never moves to
+// least-loaded hub, and there it stays until it ends. A hub's load is its
+// unfinished green threads plus its recent CPU use (the share of the last
+// 100 ms or so it ran rather than slept; a hub that computes all the time
+// counts as two threads more); the creator's hub wins a tie. A green thread that has run never moves to
 // another OS thread: compiled code keeps thread-local addresses (errno's,
 // every `thread_local`'s, the thread pointer itself) in registers and on its
 // stack across calls, so a thread resumed on another OS thread would read and

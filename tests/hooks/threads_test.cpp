@@ -918,3 +918,68 @@ TEST_CASE(
   CHECK(steal::handled_in_its_thread.load() == 1);
   REQUIRE(::sigaction(SIGUSR1, &old, nullptr) == 0);
 }
+
+namespace by_cpu {
+std::atomic<bool> stop{false};
+std::atomic<bool> spinner_done{false};
+std::atomic<long> spinner_tid{0};
+std::atomic<long> probe_tid{0};
+std::atomic<bool> probe_ran_while_spinning{false};
+
+// spinner computes with no hooked call until told to stop: 5 s at most with
+// two hubs, 0.3 s with one (where nothing else runs meanwhile).
+void* spinner(void*) {
+  spinner_tid = kernel_tid();
+  const auto give_up =
+      std::chrono::steady_clock::now() + (hubs() >= 2 ? std::chrono::seconds(5) : std::chrono::milliseconds(300));
+  std::uint64_t x = 1;
+  while (!stop.load() && std::chrono::steady_clock::now() < give_up) {
+    for (int i = 0; i < 20000; ++i) x = x * 6364136223846793005u + 1442695040888963407u;
+  }
+  spinner_done = true;
+  return reinterpret_cast<void*>(static_cast<std::uintptr_t>(x | 1));
+}
+
+void* sleeper(void*) {
+  while (!stop.load()) ::usleep(1000);
+  return nullptr;
+}
+
+void* probe(void*) {
+  probe_tid = kernel_tid();
+  probe_ran_while_spinning = !spinner_done.load();
+  return nullptr;
+}
+}  // namespace by_cpu
+
+TEST_CASE("a new green thread goes to a hub that is not computing, even one with more threads: with two hubs it runs "
+          "on main's OS thread while the other hub's thread computes") {
+  grove::hub::current();  // pthread_create makes green threads from here on
+  ::usleep(300'000);      // what earlier cases computed has faded from every hub's CPU use
+  pthread_t spin{}, sleeper{}, probe{};
+  REQUIRE(::pthread_create(&spin, nullptr, by_cpu::spinner, nullptr) == 0);
+  // Main sleeps, so its hub is idle while the spinner's computes: with two
+  // hubs the spinner has the other hub to itself by now.
+  ::usleep(300'000);
+  // Placed by thread count alone, the sleeper would go to main's hub and the
+  // probe to the spinner's: one thread each.
+  REQUIRE(::pthread_create(&sleeper, nullptr, by_cpu::sleeper, nullptr) == 0);
+  REQUIRE(::pthread_create(&probe, nullptr, by_cpu::probe, nullptr) == 0);
+  // Main's hub stays busy (sched_yield runs its ready threads without going
+  // idle), so it cannot take a thread queued on the spinner's hub: the probe
+  // runs now only if it was placed here.
+  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (by_cpu::probe_tid.load() == 0 && std::chrono::steady_clock::now() < limit) ::sched_yield();
+  by_cpu::stop = true;
+  CHECK(join(probe).rc == 0);
+  CHECK(join(sleeper).rc == 0);
+  CHECK(join(spin).rc == 0);
+  REQUIRE(by_cpu::probe_tid.load() != 0);
+  if (hubs() >= 2) {
+    CHECK(by_cpu::spinner_tid.load() != kernel_tid());
+    CHECK(by_cpu::probe_tid.load() != by_cpu::spinner_tid.load());
+    CHECK(by_cpu::probe_ran_while_spinning.load());
+  } else {
+    CHECK(by_cpu::probe_tid.load() == kernel_tid());
+  }
+}
