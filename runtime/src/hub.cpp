@@ -84,6 +84,7 @@ hub_state::~hub_state() {
   // The thread is exiting. Kill what still waits here while the loop exists:
   // their unwinding stops timers and leaves wait lists.
   closing = true;
+  { const std::lock_guard<std::mutex> hold(post_lock); }  // a post still sending its wake-up finishes it (see post)
   unregister_hub(*this);
   for (int round = 0; round < 3 && (tasks != nullptr || parked_head != nullptr); ++round) {
     std::vector<task_base*> unstarted;
@@ -230,11 +231,12 @@ void hub_state::idle() {
 }
 
 void hub_state::post(std::function<void()> callback) {
-  {
-    std::lock_guard<std::mutex> hold(post_lock);
-    posts.push_back(std::move(callback));
-    has_posts.store(true, std::memory_order_release);
-  }
+  // The wake-up is sent under the lock too: the post may be the one that ends
+  // the hub's thread (hub_group's stop), and the hub's destructor takes the
+  // lock before its loop goes, so the loop outlives the send.
+  std::lock_guard<std::mutex> hold(post_lock);
+  posts.push_back(std::move(callback));
+  has_posts.store(true, std::memory_order_release);
   ev_async_send(loop, &async);
 }
 
