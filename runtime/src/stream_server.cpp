@@ -280,7 +280,7 @@ void stream_server::accept_and_spread(part& home) {
       best->running.fetch_add(1, std::memory_order_acq_rel);
       // std::function needs a copyable callable: the socket travels in a shared_ptr.
       auto c = std::make_shared<socket>(std::move(conn));
-      best->home->post([this, best, c, peer, acceptor_hub = home.home, room = &home.room, limit] {
+      best->home->post([this, best, c, peer = grove::address(peer), acceptor_hub = home.home, room = &home.room, limit] {
         best->handlers->spawn(
             [this, best, acceptor_hub, room, limit](const std::shared_ptr<socket>& s, grove::address&& p) {
               const counted hold{best->running, limit, limit == 0 ? nullptr : acceptor_hub, room};
