@@ -1,5 +1,6 @@
-// http_hello PORT — a minimal HTTP/1.1 keep-alive server on grove that answers
-// every request with "Hello, World!". Same command line as echo_server. It
+// http_hello PORT [--hubs N] [--spread acceptor|reuseport] — a minimal HTTP/1.1
+// keep-alive server on grove that answers every request with "Hello, World!".
+// Same command line as echo_server. It
 // parses requests properly enough for wrk and curl: a request line, headers up
 // to the blank line, a Content-Length body skipped, pipelined requests served
 // in order, "Connection: close" honoured.
@@ -59,4 +60,6 @@ void serve(grove::socket conn, grove::address) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return examples::serve_until_signal("http_hello", argc, argv, serve); }
+int main(int argc, char** argv) {
+  return examples::serve_until_signal("http_hello", argc, argv, serve, /*multi_hub=*/true);
+}
