@@ -26,6 +26,24 @@ struct stream_server::part {
 };
 
 namespace {
+// backing_off runs one step of an accept loop (accept, then start a handler).
+// Out of descriptors, buffers or memory, it says so once, backs off for 50 ms
+// and returns: connections wait in the backlog, and the server keeps serving.
+template <class F>
+void backing_off(const address& where, bool& warned, F step) {
+  try {
+    step();
+  } catch (const std::system_error& e) {
+    const int err = e.code().value();
+    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) throw;
+    if (!warned) {
+      detail::report("stream_server " + where.to_string() + ": " + e.what() + "; backing off");
+      warned = true;
+    }
+    sleep(std::chrono::milliseconds(50));
+  }
+}
+
 // counted keeps a part's handler count while a handler runs, and tells the
 // spreading acceptor when a full hub gets room.
 struct counted {
@@ -103,7 +121,7 @@ void stream_server::start() {
 void stream_server::accept_loop() {
   bool warned = false;
   for (;;) {
-    try {
+    backing_off(where_, warned, [this] {
       auto [conn, peer] = listener_.accept();
       if (where_.family() != AF_UNIX) conn.set_option(IPPROTO_TCP, TCP_NODELAY, 1);
       // The wrapper takes the socket and the address by reference: the task
@@ -114,16 +132,7 @@ void stream_server::accept_loop() {
             handler_(std::move(c), std::move(p));
           },
           std::move(conn), peer);
-    } catch (const std::system_error& e) {
-      const int err = e.code().value();
-      if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) throw;
-      // Out of descriptors: back off and keep serving; connections wait in the backlog.
-      if (!warned) {
-        detail::report("stream_server " + where_.to_string() + ": " + e.what() + "; backing off");
-        warned = true;
-      }
-      sleep(std::chrono::milliseconds(50));
-    }
+    });
   }
 }
 
@@ -223,7 +232,7 @@ void stream_server::start_on_hubs() {
 void stream_server::accept_on_own_socket(part& home) {
   bool warned = false;
   for (;;) {
-    try {
+    backing_off(where_, warned, [this, &home] {
       auto [conn, peer] = home.listener.accept();
       conn.set_option(IPPROTO_TCP, TCP_NODELAY, 1);
       home.handlers->spawn(  // a pool waits here while full
@@ -234,15 +243,7 @@ void stream_server::accept_on_own_socket(part& home) {
             handler_(std::move(c), std::move(p));
           },
           std::move(conn), peer);
-    } catch (const std::system_error& e) {
-      const int err = e.code().value();
-      if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) throw;
-      if (!warned) {
-        detail::report("stream_server " + where_.to_string() + ": " + e.what() + "; backing off");
-        warned = true;
-      }
-      sleep(std::chrono::milliseconds(50));
-    }
+    });
   }
 }
 
@@ -253,7 +254,7 @@ void stream_server::accept_and_spread(part& home) {
   std::size_t next = 0;  // ties go round the hubs
   bool warned = false;
   for (;;) {
-    try {
+    backing_off(where_, warned, [&] {
       auto [conn, peer] = home.listener.accept();
       if (where_.family() != AF_UNIX) conn.set_option(IPPROTO_TCP, TCP_NODELAY, 1);
       part* best = nullptr;
@@ -280,24 +281,24 @@ void stream_server::accept_and_spread(part& home) {
       best->running.fetch_add(1, std::memory_order_acq_rel);
       // std::function needs a copyable callable: the socket travels in a shared_ptr.
       auto c = std::make_shared<socket>(std::move(conn));
-      best->home->post([this, best, c, peer = grove::address(peer), acceptor_hub = home.home, room = &home.room, limit] {
-        best->handlers->spawn(
-            [this, best, acceptor_hub, room, limit](const std::shared_ptr<socket>& s, grove::address&& p) {
-              const counted hold{best->running, limit, limit == 0 ? nullptr : acceptor_hub, room};
-              *serving_ = this;
-              handler_(std::move(*s), std::move(p));
-            },
-            c, peer);
+      hub* const acceptor_hub = limit == 0 ? nullptr : home.home;
+      best->home->post([this, best, c, peer = grove::address(peer), acceptor_hub, room = &home.room, limit] {
+        try {
+          best->handlers->spawn(
+              [this, best, acceptor_hub, room, limit](const std::shared_ptr<socket>& s, grove::address&& p) {
+                const counted hold{best->running, limit, acceptor_hub, room};
+                *serving_ = this;
+                handler_(std::move(*s), std::move(p));
+              },
+              c, peer);
+        } catch (...) {
+          // No task (out of memory for its stack): the connection closes uncounted.
+          const counted dropped{best->running, limit, acceptor_hub, room};
+          detail::report("stream_server " + where_.to_string() + ": cannot start a handler: " +
+                         detail::describe_exception(std::current_exception()));
+        }
       });
-    } catch (const std::system_error& e) {
-      const int err = e.code().value();
-      if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) throw;
-      if (!warned) {
-        detail::report("stream_server " + where_.to_string() + ": " + e.what() + "; backing off");
-        warned = true;
-      }
-      sleep(std::chrono::milliseconds(50));
-    }
+    });
   }
 }
 

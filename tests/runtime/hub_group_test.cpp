@@ -83,6 +83,34 @@ TEST_CASE("remote_result across threads: exceptions are rethrown, timed gets exp
   CHECK(once.get(1ms));
 }
 
+namespace {
+// echo_clients connects `clients` tasks of this thread's hub to port, each
+// sending 3,000 bytes of its own; returns how many got exactly their bytes back.
+int echo_clients(std::uint16_t port, int clients) {
+  std::atomic<int> exact{0};
+  std::vector<grove::task<void>> load;
+  for (int c = 0; c < clients; ++c) {
+    load.push_back(grove::spawn([c, port, &exact] {
+      grove::socket s = grove::connect("127.0.0.1", port, 10s);
+      std::string sent;
+      for (int k = 0; k < 3000; ++k) sent.push_back(static_cast<char>('a' + (c * 7 + k) % 26));
+      s.send_all(sent);
+      s.shutdown();
+      std::string got;
+      char buf[4096];
+      while (std::size_t n = s.recv(buf, sizeof buf)) got.append(buf, n);
+      if (got == sent) ++exact;
+    }));
+  }
+  for (auto& t : load) t.get();
+  return exact.load();
+}
+
+const char* spread_name(grove::stream_server::spread by) {
+  return by == grove::stream_server::spread::acceptor ? "acceptor" : "reuseport";
+}
+}  // namespace
+
 TEST_CASE("hub_group: two hubs' threads accept on one listening socket and echo 200 connections byte for byte; "
           "closing it wakes both acceptors with EBADF") {
   grove::hub_group hubs(2);
@@ -121,23 +149,7 @@ TEST_CASE("hub_group: two hubs' threads accept on one listening socket and echo 
   }
 
   constexpr int clients = 200;
-  std::atomic<int> exact{0};
-  std::vector<grove::task<void>> load;
-  for (int c = 0; c < clients; ++c) {
-    load.push_back(grove::spawn([c, port, &exact] {
-      grove::socket s = grove::connect("127.0.0.1", port, 10s);
-      std::string sent;
-      for (int k = 0; k < 3000; ++k) sent.push_back(static_cast<char>('a' + (c + k) % 26));
-      s.send_all(sent);
-      s.shutdown();
-      std::string got;
-      char buf[4096];
-      while (std::size_t n = s.recv(buf, sizeof buf)) got.append(buf, n);
-      if (got == sent) ++exact;
-    }));
-  }
-  for (auto& t : load) t.get();
-  CHECK(exact.load() == clients);
+  CHECK(echo_clients(port, clients) == clients);
   grove::close(listener);  // wakes the acceptor waiting on each hub
   int total = 0;
   for (auto& a : acceptors) {
@@ -149,33 +161,6 @@ TEST_CASE("hub_group: two hubs' threads accept on one listening socket and echo 
   CHECK(total == clients);
 }
 
-namespace {
-// echo_clients connects `clients` tasks of this thread's hub to port, each
-// sending 3,000 bytes of its own; returns how many got exactly their bytes back.
-int echo_clients(std::uint16_t port, int clients) {
-  std::atomic<int> exact{0};
-  std::vector<grove::task<void>> load;
-  for (int c = 0; c < clients; ++c) {
-    load.push_back(grove::spawn([c, port, &exact] {
-      grove::socket s = grove::connect("127.0.0.1", port, 10s);
-      std::string sent;
-      for (int k = 0; k < 3000; ++k) sent.push_back(static_cast<char>('a' + (c * 7 + k) % 26));
-      s.send_all(sent);
-      s.shutdown();
-      std::string got;
-      char buf[4096];
-      while (std::size_t n = s.recv(buf, sizeof buf)) got.append(buf, n);
-      if (got == sent) ++exact;
-    }));
-  }
-  for (auto& t : load) t.get();
-  return exact.load();
-}
-
-const char* spread_name(grove::stream_server::spread by) {
-  return by == grove::stream_server::spread::acceptor ? "acceptor" : "reuseport";
-}
-}  // namespace
 
 TEST_CASE("stream_server on a hub_group of two: each spread echoes 200 connections byte for byte, with handlers "
           "on both hubs' OS threads; stop returns once they are done") {
