@@ -11,13 +11,14 @@
 // least-loaded hub, and there it stays until it ends. A hub's load is its
 // unfinished green threads plus its recent CPU use (the share of the last
 // 100 ms or so it ran rather than slept; a hub that computes all the time
-// counts as two threads more); the creator's hub wins a tie. A green thread that has run never moves to
-// another OS thread: compiled code keeps thread-local addresses (errno's,
-// every `thread_local`'s, the thread pointer itself) in registers and on its
-// stack across calls, so a thread resumed on another OS thread would read and
-// write the first thread's variables — the corruption libgo and others hit
-// when they moved running coroutines. So the only green threads that may go
-// to another hub are those that have not started yet.
+// counts as two threads more); the creator's hub wins a tie. A green thread
+// that has run never moves to another OS thread: compiled code keeps
+// thread-local addresses (errno's, every `thread_local`'s, the thread pointer
+// itself) in registers and on its stack across calls, so a thread resumed on
+// another OS thread would read and write the first thread's variables — the
+// corruption libgo and others hit when they moved running coroutines. So the
+// only green threads that may go to another hub are those that have not
+// started yet.
 //
 // Those wait in their hub's queue (queue below) until a hub takes them, one
 // at a time (a taken thread is a task on the taker's ready ring, which no

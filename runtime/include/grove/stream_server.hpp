@@ -17,10 +17,10 @@
 // and the connections are spread in one of two ways (see spread).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <functional>
-#include <atomic>
 #include <memory>
 #include <optional>
 #include <string_view>
