@@ -263,19 +263,20 @@ void stream_server::accept_and_spread(part& home) {
         for (std::size_t k = 0; k < parts_.size(); ++k) {
           part* p = parts_[(next + k) % parts_.size()].get();
           const std::size_t n = p->running.load(std::memory_order_acquire);
-          if (best == nullptr || n < least) {
+          if (k == 0 || n < least) {
             best = p;
             least = n;
           }
         }
         if (limit == 0 || least < limit) break;
-        // Every hub is full: wait until a handler that leaves a full hub says so.
-        // Cleared before the recheck, so a set after it is not missed.
-        home.room.clear();
-        best = nullptr;
-        bool full = true;
-        for (const auto& p : parts_) full = full && p->running.load(std::memory_order_acquire) >= limit;
-        if (full) home.room.wait();
+        // Every hub is full: wait until a handler that leaves a full hub says
+        // so. Its post runs on this hub, so not between the count above and
+        // the wait; a set left from before is cleared and the count retaken.
+        if (home.room.is_set()) {
+          home.room.clear();
+        } else {
+          home.room.wait();
+        }
       }
       next = (next + 1) % parts_.size();
       best->running.fetch_add(1, std::memory_order_acq_rel);
