@@ -12,10 +12,15 @@
 // Left to glibc, waiting for their OS thread (a green thread polls instead):
 // process-shared objects, robust and priority-protocol mutexes — their waiters
 // may be in another process, which no parking lot reaches.
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <unwind.h>
+
+#include <ares.h>
+#include <ev.h>
 
 #include <algorithm>
 #include <atomic>
@@ -23,7 +28,10 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <exception>
+#include <iterator>
 
 #include <grove/sleep.hpp>
 
@@ -147,6 +155,91 @@ int mutex_unlock(pthread_mutex_t* mp) noexcept {
   m.set_owner(0, nullptr);
   release_word(m);
   return 0;
+}
+
+// An unlock as a scheduling point.
+//
+// Natively an unlock is where a thread that computes and takes an uncontended
+// lock now and then (liblzma's workers: every 16 KiB) in effect lets a thread
+// woken by another core run: that one runs on a core of its own, or the
+// kernel preempts. Here a green thread woken from another hub (or another OS
+// thread) only runs once its hub polls, which it does at the running green
+// thread's next call that blocks or yields; an uncontended lock never does.
+// So while such a hand-over waits (hub_core::remote_pending) and the hub's
+// slice is used up (the test give_way_if_due makes), the hooked
+// pthread_mutex_unlock gives way. Wakes within one hub do not count: the hub
+// has one core's work to do either way, and slicing a computation finer than
+// it must costs its caches (xz -T2 on one hub: 1.12x slower).
+//
+// Only for an unlock called by the program's own code. The runtime takes
+// pthread mutexes too, inside the objects it calls: the allocator (jemalloc,
+// tcmalloc), libstdc++, libgcc's unwinder, libc, libev, c-ares, libdw. An unlock
+// there may come in the middle of a switch or of a change to the hub's own
+// structures (a ready ring that grows calls malloc), where giving way would
+// re-enter them. So the unlock's return address must lie outside every object
+// that holds one of those or grove itself; the verdict for each address is
+// kept in a small per-thread cache, as dladdr takes the loader's lock. Where
+// grove is linked into the program itself, or the allocator is (a static
+// jemalloc), the program's unlocks never give way: that loses the scheduling
+// point, never correctness.
+//
+// Not in cond_wait's own unlock, which parks at once anyway. Costs two loads
+// when nothing waits; one clock read and a cache look-up when something does.
+// A kill or timeout raised meanwhile is deferred to the next blocking call.
+
+bool same_object(const Dl_info& caller, const void* anchor) noexcept {
+  Dl_info a;
+  return dladdr(anchor, &a) != 0 && a.dli_fbase == caller.dli_fbase;
+}
+
+bool program_code(const void* pc) noexcept {
+  Dl_info caller;
+  if (dladdr(pc, &caller) == 0 || caller.dli_fbase == nullptr) return false;
+  const void* const runtime_objects[] = {
+      reinterpret_cast<const void*>(&::malloc),                      // the allocator
+      reinterpret_cast<const void*>(&program_code),                  // the hooks
+      reinterpret_cast<const void*>(&detail::yield_to_poll),         // libgrove
+      reinterpret_cast<const void*>(&std::set_terminate),            // libstdc++
+      reinterpret_cast<const void*>(&_Unwind_RaiseException),       // libgcc_s
+      reinterpret_cast<const void*>(real_pthread_mutex_unlock()),   // libc
+      reinterpret_cast<const void*>(&ev_run),                        // libev
+      reinterpret_cast<const void*>(&ares_library_init),             // c-ares
+  };
+  for (const void* anchor : runtime_objects) {
+    if (same_object(caller, anchor)) return false;
+  }
+  // Opened on demand for backtraces: libdw and the libelf it needs.
+  const char* name = caller.dli_fname != nullptr ? caller.dli_fname : "";
+  return std::strstr(name, "/libdw") == nullptr && std::strstr(name, "/libelf") == nullptr;
+}
+
+struct caller_verdict {
+  const void* pc;
+  bool program;
+};
+constinit thread_local caller_verdict verdicts[8] __attribute__((tls_model("initial-exec"))) = {};
+constinit thread_local unsigned next_verdict __attribute__((tls_model("initial-exec"))) = 0;
+
+bool called_by_program(const void* pc) noexcept {
+  for (const caller_verdict& v : verdicts) {
+    if (v.pc == pc) return v.program;
+  }
+  const bool program = program_code(pc);
+  verdicts[next_verdict++ % std::size(verdicts)] = {pc, program};
+  return program;
+}
+
+void give_way_if_others_wait(const void* caller) noexcept {
+  detail::hub_core* h = detail::tls_hub;
+  if (h == nullptr || !h->remote_pending.load(std::memory_order_relaxed)) return;
+  if (!cooperative() || !detail::slice_used_up(*h) || !called_by_program(caller)) return;
+  std::exception_ptr deferred;
+  try {
+    give_way();
+  } catch (...) {
+    deferred = std::current_exception();
+  }
+  parking::rearm(deferred);
 }
 
 // ---------------------------------------------------------------------------
@@ -474,7 +567,9 @@ int pthread_mutex_clocklock(pthread_mutex_t* m, clockid_t c, const timespec* at)
 
 int pthread_mutex_unlock(pthread_mutex_t* m) noexcept {
   if (mutex_ref{m}.glibcs()) return real_pthread_mutex_unlock()(m);
-  return mutex_unlock(m);
+  const int rc = mutex_unlock(m);
+  if (rc == 0) give_way_if_others_wait(__builtin_return_address(0));
+  return rc;
 }
 
 int pthread_mutex_destroy(pthread_mutex_t* m) noexcept {

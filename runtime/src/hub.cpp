@@ -261,13 +261,18 @@ void hand_over(hub_core& core, remote_wake& item) noexcept {
     item.next = old;
   } while (!h.remote.compare_exchange_weak(old, &item, std::memory_order_release, std::memory_order_relaxed));
   // A non-empty list has had its wake-up sent by whoever made it non-empty.
-  if (old == nullptr) ev_async_send(h.loop, &h.async);
+  if (old == nullptr) {
+    core.remote_pending.store(true, std::memory_order_relaxed);
+    ev_async_send(h.loop, &h.async);
+  }
 }
 
 void hub_state::run_posts() {
   if (signal_kicked.load(std::memory_order_relaxed) && signal_kicked.exchange(false, std::memory_order_acq_rel)) {
     if (void (*drain)() = signal_drain.load(std::memory_order_acquire)) drain();
   }
+  // Cleared before the list is taken: a hand-off after this sets it again.
+  if (remote_pending.load(std::memory_order_relaxed)) remote_pending.store(false, std::memory_order_relaxed);
   if (remote.load(std::memory_order_relaxed) != nullptr) {
     remote_wake* items = remote.exchange(nullptr, std::memory_order_acquire);
     remote_wake* fifo = nullptr;  // oldest first

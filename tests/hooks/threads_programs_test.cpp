@@ -574,6 +574,20 @@ TEST_CASE(
   }
 }
 
+TEST_CASE(
+    "under grove-run --hubs=2 a thread woken from the other hub runs while the thread on its own hub computes and "
+    "only takes an uncontended mutex: the unlock gives it its turn, as a core of its own does natively") {
+  const std::string program = programs + "/thr_unlock_turn";
+  const std::string expected = "main woke while the thread on its core computed: 1, that thread took its mutex: 1\n";
+  const limited_result native = run_limited({program}, 60s);
+  REQUIRE(native.exit_code == 0);
+  REQUIRE(native.out == expected);
+  const limited_result green = run_limited({grove_run, "--hubs=2", program}, 60s, {"GROVE_MONITOR_MS"});
+  CHECK(!green.timed_out);
+  CHECK(green.exit_code == 0);
+  CHECK(green.out == expected);
+}
+
 TEST_CASE("a deadlock under grove-run hangs as it does natively, and grove reports it on stderr, with one hub or two") {
   const std::string program = programs + "/thr_deadlock";
   const limited_result native = run_limited({program}, 2s);

@@ -20,6 +20,7 @@
 // call, so nothing handed over is ever lost.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -228,6 +229,12 @@ struct hub_core {
   // slice_used_up's record: the poll count it last saw, and when it first saw it.
   std::uint64_t slice_polls = 0;
   clock::time_point slice_start{};
+  // Another thread has handed this hub a wake-up (hand_over) that only its
+  // next poll will run: a green thread of this hub waits for its turn. Set by
+  // the waker that makes the hand-over list non-empty, cleared by the hub
+  // before it takes the list; a hint (a late set leaves it true until the
+  // next poll), read relaxed. On a line of its own: other threads write it.
+  alignas(64) std::atomic<bool> remote_pending{false};
 };
 
 extern constinit thread_local hub_core* tls_hub __attribute__((tls_model("initial-exec")));
@@ -256,6 +263,22 @@ inline bool wake(waiter& w, bool handoff = false) {
     w.notify(w);
   } else {
     schedule(*tls_hub, w.g);
+  }
+  return true;
+}
+
+// wake_after_poll is wake for a wake-up that the hub's loop delivers while it
+// polls (a hand-over from another OS thread, hand_over): like the waits its
+// timers and I/O end, w's greenlet runs right after the poll, ahead of the
+// ready ring, and so ahead of a greenlet that has just given way to let it run.
+inline bool wake_after_poll(waiter& w) {
+  if (w.state != waiter::status::waiting) return false;
+  w.state = waiter::status::woken;
+  w.handoff = false;
+  if (w.notify != nullptr) {
+    w.notify(w);
+  } else {
+    tls_hub->woken.push(w.g);
   }
   return true;
 }
