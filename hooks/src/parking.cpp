@@ -309,7 +309,7 @@ std::size_t unpark(const void* addr, std::size_t most) {
       n->delivery.run = [](detail::remote_wake& r) {
         node* self = static_cast<node::delivery_item&>(r).owner;
         self->state.store(delivered, std::memory_order_release);
-        detail::wake_after_poll(self->w);
+        detail::wake(self->w, false, /*after_poll=*/true);
       };
       detail::hand_over(*n->hub, n->delivery);
     }

@@ -255,30 +255,20 @@ inline void schedule(hub_core& h, greenlet_core* g) { h.ready.push(g); }
 
 // wake ends w's wait successfully, if it is still waiting. handoff: w was given
 // something (an item, a permit) that it must return even if interrupted.
-inline bool wake(waiter& w, bool handoff = false) {
+// after_poll: the hub's loop delivers this wake while it polls (a hand-over
+// from another OS thread, hand_over); like the waits its timers and I/O end,
+// w's greenlet then runs right after the poll, ahead of the ready ring, and
+// so ahead of a greenlet that has just given way to let it run.
+inline bool wake(waiter& w, bool handoff = false, bool after_poll = false) {
   if (w.state != waiter::status::waiting) return false;
   w.state = waiter::status::woken;
   w.handoff = handoff;
   if (w.notify != nullptr) {
     w.notify(w);
+  } else if (after_poll) {
+    tls_hub->woken.push(w.g);
   } else {
     schedule(*tls_hub, w.g);
-  }
-  return true;
-}
-
-// wake_after_poll is wake for a wake-up that the hub's loop delivers while it
-// polls (a hand-over from another OS thread, hand_over): like the waits its
-// timers and I/O end, w's greenlet runs right after the poll, ahead of the
-// ready ring, and so ahead of a greenlet that has just given way to let it run.
-inline bool wake_after_poll(waiter& w) {
-  if (w.state != waiter::status::waiting) return false;
-  w.state = waiter::status::woken;
-  w.handoff = false;
-  if (w.notify != nullptr) {
-    w.notify(w);
-  } else {
-    tls_hub->woken.push(w.g);
   }
   return true;
 }
