@@ -247,7 +247,7 @@ set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 # c-ares (libgrove-hooks.a), and pkg-config itself (groveConfig.cmake finds
 # c-ares with it).
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
-  "${grove_package_runtime} (= ${grove_deb_version}), libboost-context-dev (>= 1.74), libev-dev, libc-ares-dev, pkgconf | pkg-config")
+  "${grove_package_runtime} (= ${grove_deb_version}), libboost-context-dev (>= 1.74), libev-dev, libc-ares-dev, liburing-dev, pkgconf | pkg-config")
 set(CPACK_DEBIAN_DEV_DESCRIPTION "green threads and a gevent-style hub for C++ (development files)
 ${grove_about}
 

@@ -6,7 +6,7 @@ set -euo pipefail
 grove_packages=(g++ clang cmake make pkg-config libboost-context-dev libev-dev libc-ares-dev doctest-dev valgrind
   libhiredis-dev redis-server libpq-dev postgresql libcurl4-openssl-dev
   curl wget netcat-openbsd redis-tools python3 libpython3.11-testsuite siege xz-utils
-  libdw-dev gdb lintian dpkg-dev file man-db)
+  libdw-dev liburing-dev gdb lintian dpkg-dev file man-db)
 
 grove_install_deps() {
   local missing=()

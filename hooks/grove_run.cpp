@@ -45,6 +45,9 @@ void usage(std::FILE* to) {
       "  --resolver=MODE        GROVE_RESOLVER: auto (default: name lookups on the hub\n"
       "                         when nsswitch.conf's hosts line is `files dns`, else on\n"
       "                         the thread pool), ares (always on the hub) or thread\n"
+      "  --file-io=WAY          GROVE_FILE_IO: how file calls that would wait for the\n"
+      "                         disk leave the hub: io_uring (default; the thread pool\n"
+      "                         where the kernel refuses io_uring) or pool\n"
       "  --monitor-ms=N         GROVE_MONITOR_MS: report on stderr when the hub is held\n"
       "                         for N ms by code that never yields (default off)\n"
       "  --dump-on-signal=SIG   GROVE_DUMP_ON_SIGNAL: print every task on SIG (USR1,\n"
@@ -100,7 +103,7 @@ constexpr option_to_env valued_options[] = {
     {"--threadpool-size", "GROVE_THREADPOOL_SIZE"}, {"--monitor-ms", "GROVE_MONITOR_MS"},
     {"--dump-on-signal", "GROVE_DUMP_ON_SIGNAL"},   {"--threads", "GROVE_THREADS"},
     {"--resolver", "GROVE_RESOLVER"},               {"--backtraces", "GROVE_BACKTRACES"},
-    {"--hubs", "GROVE_HUBS"},
+    {"--hubs", "GROVE_HUBS"},                       {"--file-io", "GROVE_FILE_IO"},
 };
 
 }  // namespace

@@ -20,10 +20,10 @@ struct slot {
   std::atomic<std::int64_t> send_ns{0};
 };
 
-constexpr std::uint32_t kind_mask = 0x3;
-constexpr std::uint32_t nonblocking_bit = 0x4;
-constexpr std::uint32_t stream_bit = 0x8;
-constexpr std::uint32_t in_connect_bit = 0x10;
+constexpr std::uint32_t kind_mask = 0x7;
+constexpr std::uint32_t nonblocking_bit = 0x8;
+constexpr std::uint32_t stream_bit = 0x10;
+constexpr std::uint32_t in_connect_bit = 0x20;
 
 constexpr int chunk_bits = 12;
 constexpr int chunk_size = 1 << chunk_bits;  // entries per chunk
@@ -83,6 +83,8 @@ fd_info probe(int fd, bool& is_open) noexcept {
     // No type bits: an anonymous inode (eventfd, timerfd, signalfd, inotify,
     // pidfd, epoll), all of which poll.
     info.kind = fd_kind::pollable;
+  } else if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
+    info.kind = fd_kind::file;
   } else {
     info.kind = fd_kind::passthrough;
   }

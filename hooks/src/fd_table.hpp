@@ -25,7 +25,8 @@ enum class fd_kind : std::uint8_t {
   unknown,      // not looked at yet
   socket,       // waits with MSG_DONTWAIT
   pollable,     // pipe, FIFO, tty, character device, eventfd/timerfd...: poll first, then the call
-  passthrough,  // regular file, directory, block device, or not open: straight to libc
+  passthrough,  // directory, or not open: straight to libc
+  file,         // regular file or block device: grove::file (tries without waiting, then off the hub)
 };
 
 struct fd_info {
@@ -39,6 +40,13 @@ struct fd_info {
 
 // fd_info_of returns what is known of fd, looking at it first if need be.
 fd_info fd_info_of(int fd) noexcept;
+
+// straight: calls on a descriptor of this kind need no waiting by the socket
+// hooks (files have their own, files.hpp).
+inline bool straight(fd_kind k) noexcept { return k == fd_kind::passthrough || k == fd_kind::file; }
+
+// is_file tells whether fd is a regular file or block device.
+inline bool is_file(int fd) noexcept { return fd_info_of(fd).kind == fd_kind::file; }
 
 // note_socket records a socket the program has just created or accepted.
 void note_socket(int fd, bool nonblocking, bool stream, std::chrono::nanoseconds recv_timeout = {},

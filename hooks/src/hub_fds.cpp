@@ -2,6 +2,7 @@
 // hub_fds.hpp); the calls that make them (epoll_create1, eventfd) and the ones
 // that look at or close any descriptor by number (fstat, statx, close_range,
 // closefrom). close, dup, dup2, dup3 and fcntl ask hidden() in sockets.cpp.
+#include "files.hpp"
 #include "hub_fds.hpp"
 
 #include <errno.h>
@@ -86,6 +87,8 @@ int adopt(int fd) noexcept {
   return kept;
 }
 
+// The runtime's descriptors made by raw system calls (the io_uring) come here too.
+[[maybe_unused]] const bool adopter_installed = (detail::set_descriptor_adopter(adopt), true);
 
 bool hidden_slow(int fd) noexcept { return find(fd) >= 0 && !grove_s_own(); }
 
@@ -170,16 +173,24 @@ int fstat(int fd, struct stat* st) noexcept { return hidden(fd) ? bad_descriptor
 
 int fstat64(int fd, struct stat64* st) noexcept { return hidden(fd) ? bad_descriptor() : real_fstat64()(fd, st); }
 
-int fstatat(int dirfd, const char* path, struct stat* st, int flags) noexcept {
-  return at_hidden(dirfd, path) ? bad_descriptor() : real_fstatat()(dirfd, path, st, flags);
+// fstatat and statx by path may read directories from disk: in a task they go
+// through grove::file (files.cpp).
+int fstatat(int dirfd, const char* path, struct stat* st, int flags) {
+  if (at_hidden(dirfd, path)) return bad_descriptor();
+  if (!cooperative()) return real_fstatat()(dirfd, path, st, flags);
+  return file_call([&] { return grove::file::fstatat(dirfd, path, st, flags); });
 }
 
-int fstatat64(int dirfd, const char* path, struct stat64* st, int flags) noexcept {
-  return at_hidden(dirfd, path) ? bad_descriptor() : real_fstatat64()(dirfd, path, st, flags);
+int fstatat64(int dirfd, const char* path, struct stat64* st, int flags) {
+  if (at_hidden(dirfd, path)) return bad_descriptor();
+  if (!cooperative()) return real_fstatat64()(dirfd, path, st, flags);
+  return file_call([&] { return grove::file::fstatat(dirfd, path, reinterpret_cast<struct stat*>(st), flags); });
 }
 
-int statx(int dirfd, const char* path, int flags, unsigned int mask, struct statx* st) noexcept {
-  return at_hidden(dirfd, path) ? bad_descriptor() : real_statx()(dirfd, path, flags, mask, st);
+int statx(int dirfd, const char* path, int flags, unsigned int mask, struct statx* st) {
+  if (at_hidden(dirfd, path)) return bad_descriptor();
+  if (!cooperative()) return real_statx()(dirfd, path, flags, mask, st);
+  return file_call([&] { return grove::file::statx(dirfd, path, flags, mask, st); });
 }
 
 // close_range and closefrom close every descriptor of a range but the hidden

@@ -37,6 +37,10 @@
 
 namespace grove::hooks {
 
+// The stat buffers by names that the hooked stat and stat64 (fn::stat...) do not hide.
+using stat_buf = struct stat;
+using stat64_buf = struct stat64;
+
 // GROVE_LIBC_FUNCTIONS(X) lists every hooked symbol once: X(name, type).
 #define GROVE_LIBC_FUNCTIONS(X)                                                                                   \
   X(sleep, unsigned int (*)(unsigned int))                                                                        \
@@ -67,11 +71,52 @@ namespace grove::hooks {
   X(closefrom, void (*)(int))                                                                                     \
   X(epoll_create1, int (*)(int))                                                                                  \
   X(eventfd, int (*)(unsigned int, int))                                                                          \
-  X(fstat, int (*)(int, struct stat*))                                                                            \
-  X(fstat64, int (*)(int, struct stat64*))                                                                        \
-  X(fstatat, int (*)(int, const char*, struct stat*, int))                                                        \
-  X(fstatat64, int (*)(int, const char*, struct stat64*, int))                                                    \
+  X(fstat, int (*)(int, stat_buf*))                                                                            \
+  X(fstat64, int (*)(int, stat64_buf*))                                                                        \
+  X(fstatat, int (*)(int, const char*, stat_buf*, int))                                                        \
+  X(fstatat64, int (*)(int, const char*, stat64_buf*, int))                                                    \
   X(statx, int (*)(int, const char*, int, unsigned int, struct statx*))                                           \
+  X(pread, ssize_t (*)(int, void*, size_t, off_t))                                                                 \
+  X(pread64, ssize_t (*)(int, void*, size_t, off64_t))                                                             \
+  X(pwrite, ssize_t (*)(int, const void*, size_t, off_t))                                                          \
+  X(pwrite64, ssize_t (*)(int, const void*, size_t, off64_t))                                                      \
+  X(preadv, ssize_t (*)(int, const iovec*, int, off_t))                                                            \
+  X(preadv64, ssize_t (*)(int, const iovec*, int, off64_t))                                                        \
+  X(pwritev, ssize_t (*)(int, const iovec*, int, off_t))                                                           \
+  X(pwritev64, ssize_t (*)(int, const iovec*, int, off64_t))                                                       \
+  X(preadv2, ssize_t (*)(int, const iovec*, int, off_t, int))                                                      \
+  X(preadv64v2, ssize_t (*)(int, const iovec*, int, off64_t, int))                                                 \
+  X(pwritev2, ssize_t (*)(int, const iovec*, int, off_t, int))                                                     \
+  X(pwritev64v2, ssize_t (*)(int, const iovec*, int, off64_t, int))                                                \
+  X(__pread_chk, ssize_t (*)(int, void*, size_t, off_t, size_t))                                                   \
+  X(__pread64_chk, ssize_t (*)(int, void*, size_t, off64_t, size_t))                                               \
+  X(open, int (*)(const char*, int, ...))                                                                          \
+  X(open64, int (*)(const char*, int, ...))                                                                        \
+  X(openat, int (*)(int, const char*, int, ...))                                                                   \
+  X(openat64, int (*)(int, const char*, int, ...))                                                                 \
+  X(__open_2, int (*)(const char*, int))                                                                           \
+  X(__open64_2, int (*)(const char*, int))                                                                         \
+  X(__openat_2, int (*)(int, const char*, int))                                                                    \
+  X(__openat64_2, int (*)(int, const char*, int))                                                                  \
+  X(creat, int (*)(const char*, mode_t))                                                                           \
+  X(creat64, int (*)(const char*, mode_t))                                                                         \
+  X(fsync, int (*)(int))                                                                                           \
+  X(fdatasync, int (*)(int))                                                                                       \
+  X(stat, int (*)(const char*, stat_buf*))                                                                      \
+  X(stat64, int (*)(const char*, stat64_buf*))                                                                  \
+  X(lstat, int (*)(const char*, stat_buf*))                                                                     \
+  X(lstat64, int (*)(const char*, stat64_buf*))                                                                 \
+  X(fallocate, int (*)(int, int, off_t, off_t))                                                                    \
+  X(fallocate64, int (*)(int, int, off64_t, off64_t))                                                              \
+  X(ftruncate, int (*)(int, off_t))                                                                                \
+  X(ftruncate64, int (*)(int, off64_t))                                                                            \
+  X(truncate, int (*)(const char*, off_t))                                                                         \
+  X(truncate64, int (*)(const char*, off64_t))                                                                     \
+  X(rename, int (*)(const char*, const char*))                                                                     \
+  X(renameat, int (*)(int, const char*, int, const char*))                                                         \
+  X(unlink, int (*)(const char*))                                                                                  \
+  X(unlinkat, int (*)(int, const char*, int))                                                                      \
+  X(copy_file_range, ssize_t (*)(int, off64_t*, int, off64_t*, size_t, unsigned int))                              \
   X(shutdown, int (*)(int, int))                                                                                  \
   X(dup, int (*)(int))                                                                                            \
   X(dup2, int (*)(int, int))                                                                                      \

@@ -33,6 +33,7 @@
 
 #include "context.hpp"
 #include "fd_table.hpp"
+#include "files.hpp"
 #include "hub_fds.hpp"
 #include "libc.hpp"
 #include "locks.hpp"
@@ -111,7 +112,7 @@ ssize_t moved(std::size_t count, int caller_errno) noexcept {
 template <class Once>
 ssize_t receive(int fd, int flags, Once once) {
   const fd_info info = fd_info_of(fd);
-  if (info.kind == fd_kind::passthrough || info.nonblocking || (flags & MSG_DONTWAIT) != 0) return once(0);
+  if (straight(info.kind) || info.nonblocking || (flags & MSG_DONTWAIT) != 0) return once(0);
   const limit l = limit_of(info.recv_timeout);
   const int saved = errno;
   for (;;) {
@@ -224,7 +225,7 @@ template <class Direct>
 ssize_t transmit(int fd, const iovec* iov, int count, int flags, const sockaddr* to, socklen_t to_len,
                  Direct direct, bool socket_call = false) {
   const fd_info info = fd_info_of(fd);
-  if (info.kind == fd_kind::passthrough || info.nonblocking || (flags & MSG_DONTWAIT) != 0) return direct();
+  if (straight(info.kind) || info.nonblocking || (flags & MSG_DONTWAIT) != 0) return direct();
   if (info.kind == fd_kind::pollable) return socket_call ? direct() : transmit_pollable(fd, iov, count);
   msghdr msg{};
   msg.msg_name = const_cast<sockaddr*>(to);
@@ -313,6 +314,9 @@ template <class Offset>
 ssize_t send_file(ssize_t (*real)(int, int, Offset*, size_t), int out, int in, Offset* offset, size_t count) {
   if (!cooperative()) return real(out, in, offset, count);
   const fd_info info = fd_info_of(out);
+  if (info.kind == fd_kind::file) {  // file to file: off the hub (to a socket or pipe: below)
+    return file_call([&] { return grove::file::sendfile(out, in, reinterpret_cast<off_t*>(offset), count); });
+  }
   if (info.kind == fd_kind::passthrough || info.nonblocking) return real(out, in, offset, count);
   // sendfile has no MSG_DONTWAIT: like connect, hold O_NONBLOCK on the output
   // for the call and wait between partial transfers.
@@ -438,6 +442,7 @@ int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
 
 ssize_t read(int fd, void* buf, size_t n) {
   if (!cooperative()) return real_read()(fd, buf, n);
+  if (is_file(fd)) return file_call([&] { return grove::file::read(fd, buf, n); });
   return receive(fd, 0, [&](int extra) {
     return extra != 0 ? real_recv()(fd, buf, n, extra) : real_read()(fd, buf, n);
   });
@@ -445,6 +450,7 @@ ssize_t read(int fd, void* buf, size_t n) {
 
 ssize_t readv(int fd, const iovec* iov, int count) {
   if (!cooperative()) return real_readv()(fd, iov, count);
+  if (is_file(fd)) return file_call([&] { return grove::file::readv(fd, iov, count); });
   return receive(fd, 0, [&](int extra) -> ssize_t {
     if (extra == 0) return real_readv()(fd, iov, count);
     msghdr msg{};
@@ -500,12 +506,14 @@ int recvmmsg(int fd, mmsghdr* msgs, unsigned int n, int flags, timespec* timeout
 
 ssize_t write(int fd, const void* buf, size_t n) {
   if (!cooperative()) return real_write()(fd, buf, n);
+  if (is_file(fd)) return file_call([&] { return grove::file::write(fd, buf, n); });
   const iovec one{const_cast<void*>(buf), n};
   return transmit(fd, &one, 1, 0, nullptr, 0, [&] { return real_write()(fd, buf, n); });
 }
 
 ssize_t writev(int fd, const iovec* iov, int count) {
   if (!cooperative()) return real_writev()(fd, iov, count);
+  if (is_file(fd)) return file_call([&] { return grove::file::writev(fd, iov, count); });
   if (count < 0 || count > IOV_MAX) return real_writev()(fd, iov, count);  // libc's EINVAL
   return transmit(fd, iov, count, 0, nullptr, 0, [&] { return real_writev()(fd, iov, count); });
 }

@@ -27,6 +27,17 @@ constinit thread_local hub_core* tls_hub __attribute__((tls_model("initial-exec"
 constinit thread_local bool making_hub_descriptors __attribute__((tls_model("initial-exec"))) = false;
 
 namespace {
+std::atomic<int (*)(int)> descriptor_adopter{nullptr};
+}  // namespace
+
+int adopt_hub_descriptor(int fd) noexcept {
+  int (*const adopt)(int) = descriptor_adopter.load(std::memory_order_acquire);
+  return adopt != nullptr ? adopt(fd) : fd;
+}
+
+void set_descriptor_adopter(int (*adopt)(int)) noexcept { descriptor_adopter.store(adopt, std::memory_order_release); }
+
+namespace {
 
 thread_local std::unique_ptr<hub_state> tls_hub_owner;
 
@@ -76,6 +87,7 @@ hub_state::hub_state() : public_hub(*this) {
   const std::size_t stack = std::max<std::size_t>(default_stack_size(), 256 * 1024);
   greenlet = make_greenlet(body_ptr(std::make_unique<hub_body>(*this).release()), t.main, stack);
   impl(greenlet)->name = "hub";
+  check_file_io_setting();
   start_diagnostics();
   register_hub(*this);
 }
@@ -115,6 +127,7 @@ hub_state::~hub_state() {
     }
   }
   close_pool(*this);
+  close_files(*this);
   stop_diagnostics();
   if (greenlet->state.load(std::memory_order_relaxed) == run_state::active) kill_greenlet(greenlet);
   release(greenlet);

@@ -22,6 +22,7 @@
 namespace grove::detail {
 
 struct pool_state;
+struct file_engine;
 struct hub_state;
 
 // fd_watch is one direction of one descriptor: its watcher and its waiters (io.cpp).
@@ -90,6 +91,7 @@ struct hub_state : hub_core {
   std::atomic<int> holds{0};                   // hub::keepalive objects alive
   int jobs_in_flight = 0;                      // run_in_thread jobs not yet returned
   std::shared_ptr<pool_state> pool;            // run_in_thread's threads, started lazily
+  file_engine* files = nullptr;                // grove::file's io_uring, made on first need (file_io.cpp)
   std::vector<std::unique_ptr<fd_entry>> fds;  // by descriptor: its readiness watchers (io.cpp)
   std::vector<fd_watch*> unwatched;            // watchers whose last waiter left: stopped before the next poll
   pid_t pid = 0;                               // the process the hub belongs to (forget_fd's vfork check)
@@ -140,5 +142,10 @@ void forget_fd(hub_state& h, int fd) noexcept;
 
 // close_pool lets the hub's pool threads go; their late results are dropped.
 void close_pool(hub_state& h) noexcept;
+// close_files tears down the hub's io_uring, if it has one (no call is in flight:
+// a task waits for its file calls to end).
+void close_files(hub_state& h) noexcept;
+// check_file_io_setting reads GROVE_FILE_IO (a bad value exits with status 2).
+void check_file_io_setting();
 
 }  // namespace grove::detail

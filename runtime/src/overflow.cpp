@@ -9,6 +9,7 @@
 // is passed on to the handler that was installed before grove's (ASan's, say).
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -52,7 +53,9 @@ class message {
     const char* p = buf_;
     std::size_t left = len_;
     while (left > 0) {
-      const ssize_t w = ::write(STDERR_FILENO, p, left);
+      // The system call itself: under the hooks, write to a stderr that is a
+      // regular file could park the task, and this runs in a SIGSEGV handler.
+      const ssize_t w = ::syscall(SYS_write, STDERR_FILENO, p, left);
       if (w < 0 && errno == EINTR) continue;
       if (w <= 0) return;
       p += w;

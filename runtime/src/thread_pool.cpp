@@ -159,23 +159,39 @@ void close_pool(hub_state& h) noexcept {
   h.pool.reset();
 }
 
+namespace {
+
+// submit queues job on h's pool, starting a thread for it if none is idle.
+// Throws (std::system_error, std::bad_alloc) only with the job not queued: a
+// thread that cannot be started is no failure while the pool has others.
+void submit(hub_state& h, const std::shared_ptr<thread_job>& job) {
+  pool_state& pool = pool_of(h);
+  {
+    std::lock_guard<std::mutex> hold(pool.lock);
+    if (pool.idle < pool.queue.size() + 1 && pool.threads < pool.size) {
+      ++pool.threads;
+      try {
+        const helper_thread_scope own;  // a worker is an OS thread, whatever pthread_create has become
+        std::thread(worker, h.pool).detach();
+      } catch (...) {
+        --pool.threads;
+        if (pool.threads == 0) throw;
+      }
+    }
+    pool.queue.push_back(job);
+  }
+  pool.work.notify_one();
+  ++h.jobs_in_flight;
+}
+
+}  // namespace
+
 void run_job(std::shared_ptr<thread_job> job) {
   hub_state& h = state_of(current_hub());
   if (h.ts->current == h.greenlet) {
     throw error("grove::run_in_thread: called in the hub itself (from a callback the hub runs); call it from a task");
   }
-  pool_state& pool = pool_of(h);
-  {
-    std::lock_guard<std::mutex> hold(pool.lock);
-    pool.queue.push_back(job);
-    if (pool.idle < pool.queue.size() && pool.threads < pool.size) {
-      ++pool.threads;
-      const helper_thread_scope own;  // a worker is an OS thread, whatever pthread_create has become
-      std::thread(worker, h.pool).detach();
-    }
-  }
-  pool.work.notify_one();
-  ++h.jobs_in_flight;
+  submit(h, job);
   // Wait for the worker's report. Leaving early (kill, timeout) abandons the job.
   waiter w;
   w.what = "run_in_thread";
@@ -186,6 +202,25 @@ void run_job(std::shared_ptr<thread_job> job) {
     ~abandon() { job.w = nullptr; }
   } on_exit{*job};
   while (!job->done) park(w);
+}
+
+void run_job_to_end(const std::shared_ptr<thread_job>& job) {
+  hub_state& h = state_of(current_hub());
+  submit(h, job);
+  waiter w;
+  w.what = "a call on the thread pool";
+  w.on = job.get();
+  job->w = &w;
+  std::exception_ptr deferred;
+  while (!job->done) {
+    try {
+      park(w);
+    } catch (...) {
+      if (!deferred) deferred = std::current_exception();
+    }
+  }
+  job->w = nullptr;
+  if (deferred) interrupt(h.ts->current, std::move(deferred));
 }
 
 }  // namespace grove::detail

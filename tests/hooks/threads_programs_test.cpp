@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -601,4 +602,60 @@ TEST_CASE("a deadlock under grove-run hangs as it does natively, and grove repor
     CHECK(r.out.find("never") == std::string::npos);
     CHECK(r.out.find("grove: every green thread waits on a pthread object") != std::string::npos);
   }
+}
+
+TEST_CASE(
+    "a thread-per-connection file server answers 199 clients while it reads a cold 256 MiB file for another, "
+    "natively and under grove-run, with one and with the pool's way off the hub") {
+  char dir[] = "/tmp/grove-file-server-XXXXXX";
+  REQUIRE(::mkdtemp(dir) != nullptr);
+  const std::string big = std::string(dir) + "/big";
+  {
+    // 256 MiB of varied bytes (the program evicts them from the page cache itself).
+    std::ofstream out(big, std::ios::binary);
+    std::vector<char> block(1 << 20);
+    std::uint64_t x = 88172645463325252ull;
+    for (int m = 0; m < 256; ++m) {
+      for (char& c : block) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        c = static_cast<char>(x);
+      }
+      out.write(block.data(), static_cast<std::streamsize>(block.size()));
+    }
+    REQUIRE(out.good());
+  }
+  const std::vector<std::string> argv = {programs + "/thr_file_server", dir, big};
+  const limited_run native = run_thr(argv);
+  REQUIRE(!native.result.timed_out);
+  CHECK(native.result.exit_code == 0);
+  CHECK(native.result.out.find("big file: 268435456 bytes of 268435456, whole: yes\n") != std::string::npos);
+  CHECK(native.result.out.find("small clients: 199, replies: every client at least one, bad replies: 0\n") !=
+        std::string::npos);
+  CHECK(native.result.out.find("while the server read the big file from disk: some\n") != std::string::npos);
+  for (const char* way : {"GROVE_FILE_IO=io_uring", "GROVE_FILE_IO=pool"}) {
+    CAPTURE(way);
+    std::vector<std::string> green_argv = {grove_run};
+    green_argv.insert(green_argv.end(), argv.begin(), argv.end());
+    // One hub: with two, the other hub would serve the small clients even while a read blocked the first.
+    const limited_run green = run_thr(green_argv, {"GROVE_THREADS", "GROVE_HUBS=1", way});
+    CHECK(!green.result.timed_out);
+    CHECK(green.result.exit_code == 0);
+    CHECK(green.result.out == native.result.out);
+  }
+  (void)std::system((std::string("rm -rf ") + dir).c_str());
+}
+
+TEST_CASE("grove-run --file-io=pool sets GROVE_FILE_IO, and a bad way off the hub exits 2 with a message") {
+  const limited_run bad = run_thr({grove_run, programs + "/thr_keys"}, {"GROVE_FILE_IO=maybe"});
+  CHECK(bad.result.exit_code == 2);
+  CHECK(bad.result.out.find("GROVE_FILE_IO=\"maybe\"") != std::string::npos);
+  const limited_run bad_option = run_thr({grove_run, "--file-io=sometimes", programs + "/thr_keys"});
+  CHECK(bad_option.result.exit_code == 2);
+  CHECK(bad_option.result.out.find("GROVE_FILE_IO") != std::string::npos);
+  const limited_run native = run_thr({programs + "/thr_keys"});
+  const limited_run pool = run_thr({grove_run, "--file-io=pool", programs + "/thr_keys"});
+  CHECK(pool.result.exit_code == 0);
+  CHECK(pool.result.out == native.result.out);
 }

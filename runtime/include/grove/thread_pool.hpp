@@ -62,6 +62,13 @@ struct thread_job_of final : thread_job {
 // abandoned: it runs to its end on the worker and its result is dropped.
 void run_job(std::shared_ptr<thread_job> job);
 
+// run_job_to_end is run_job for a job that borrows the caller's memory (a
+// file call's buffer): it parks until the job is done even if the task is
+// interrupted meanwhile, and then makes the first interrupt pending again, to
+// be raised at the task's next blocking call. Throws std::system_error (no
+// thread could be started) or std::bad_alloc before the job is queued.
+void run_job_to_end(const std::shared_ptr<thread_job>& job);
+
 }  // namespace detail
 
 // run_in_thread calls f(args...) on a thread of the current hub's pool and

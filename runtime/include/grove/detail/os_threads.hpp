@@ -41,6 +41,14 @@ struct hub_descriptors_scope {
   bool was;
 };
 
+// adopt_hub_descriptor hands a hub's descriptor that grove made without a
+// libc call the hooks see (the io_uring's, made by a raw system call) to the
+// hooks, which move it out of the program's way as they move the others, and
+// returns its number then. Without the hooks, fd itself.
+int adopt_hub_descriptor(int fd) noexcept;
+// set_descriptor_adopter installs the hooks' adopter.
+void set_descriptor_adopter(int (*adopt)(int)) noexcept;
+
 // thread_sigmask changes the calling OS thread's signal mask with the system
 // call itself (as pthread_sigmask does natively), whatever the hooks have made
 // of pthread_sigmask: grove's own code uses it where the kernel's mask matters.
