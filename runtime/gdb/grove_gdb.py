@@ -52,7 +52,10 @@ class _Task:
         self.task = task
         self.address = int(task)
         self.id = int(task["id"])
-        name = _string(task["name"])
+        # extras: a std::unique_ptr<task_extras>, whose first (only) word is the pointer.
+        holder = task["extras"]
+        extras = holder.address.cast(holder.type.template_argument(0).pointer().pointer()).dereference()
+        name = _string(extras["name"]) if int(extras) != 0 else ""
         self.name = name if name else "task-%d" % self.id
 
     def greenlet(self):

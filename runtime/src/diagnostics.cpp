@@ -222,7 +222,7 @@ std::string describe_greenlet(greenlet_core* g) {
   if (g == nullptr) return "an unknown greenlet";
   if (g->task != nullptr) return "task \"" + g->task->label() + "\"";
   if (impl(g)->is_main) return "the main greenlet";
-  return impl(g)->name.empty() ? "a greenlet" : "greenlet \"" + impl(g)->name + "\"";
+  return impl(g)->label().empty() ? "a greenlet" : "greenlet \"" + impl(g)->label() + "\"";
 }
 
 void hub_state::start_diagnostics() {

@@ -43,7 +43,7 @@ namespace {
 
 std::string describe(const greenlet_impl* g) {
   if (g->is_main) return "the main greenlet";
-  if (!g->name.empty()) return "greenlet \"" + g->name + "\"";
+  if (!g->label().empty()) return "greenlet \"" + g->label() + "\"";
   char buf[48];
   std::snprintf(buf, sizeof buf, "greenlet %p", static_cast<const void*>(g));
   return buf;
@@ -593,9 +593,9 @@ bool greenlet::dead() const noexcept { return p_->state.load(std::memory_order_r
 
 bool greenlet::is_main() const noexcept { return impl(p_)->is_main; }
 
-const std::string& greenlet::name() const noexcept { return impl(p_)->name; }
+const std::string& greenlet::name() const noexcept { return impl(p_)->label(); }
 
-void greenlet::set_name(std::string name) { impl(p_)->name = std::move(name); }
+void greenlet::set_name(std::string name) { impl(p_)->named(std::move(name)); }
 
 std::size_t greenlet::stack_size() const noexcept {
   const detail::greenlet_impl* g = impl(p_);

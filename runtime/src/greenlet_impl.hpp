@@ -44,7 +44,21 @@ class greenlet_impl : public greenlet_core, public small_object {
   stack_region stack;
   std::size_t stack_request = 0;  // 0: the default when started
   fiber_marks marks;
-  std::string name;
+  // label is the greenlet's name, empty if it has none; named gives it one.
+  // The name lives on the heap: most greenlets (tasks) never have one, and a
+  // std::string would cost each of them 32 bytes.
+  const std::string& label() const noexcept {
+    static const std::string none;
+    return name_ ? *name_ : none;
+  }
+  void named(std::string n) {
+    if (name_) {
+      *name_ = std::move(n);
+    } else {
+      name_ = std::make_unique<std::string>(std::move(n));
+    }
+  }
+  std::unique_ptr<std::string> name_;
   greenlet_impl* live_prev = nullptr;  // the owner thread's list of active greenlets
   greenlet_impl* live_next = nullptr;
 };

@@ -86,7 +86,7 @@ hub_state::hub_state() : public_hub(*this) {
   // The hub runs callbacks and posts: give it at least the default stack.
   const std::size_t stack = std::max<std::size_t>(default_stack_size(), 256 * 1024);
   greenlet = make_greenlet(body_ptr(std::make_unique<hub_body>(*this).release()), t.main, stack);
-  impl(greenlet)->name = "hub";
+  impl(greenlet)->named("hub");
   check_file_io_setting();
   start_diagnostics();
   register_hub(*this);

@@ -48,15 +48,20 @@ void on_ready(struct ev_loop*, ev_io* w, int) {
   auto& slot = h.fds[static_cast<std::size_t>(fd)];
   slot = std::make_unique<fd_entry>();
   ev_io_init(&slot->read.io, on_ready, fd, EV_READ);
-  ev_io_init(&slot->write.io, on_ready, fd, EV_WRITE);
   slot->read.io.data = &slot->read;
-  slot->write.io.data = &slot->write;
-  slot->read.hub = slot->write.hub = &h;
+  slot->read.hub = &h;
   note_fd_watched(h, fd);
   // Two queued stops per descriptor at most: room for them now, so that
   // unwatch (in a libev callback or a destructor) never allocates.
   if (h.unwatched.capacity() < 2 * h.fds.size()) h.unwatched.reserve(4 * h.fds.size());
   return *slot;
+}
+
+[[gnu::noinline]] void new_write_watch(hub_state& h, fd_entry& e, int fd) {
+  e.write = std::make_unique<fd_watch>();
+  ev_io_init(&e.write->io, on_ready, fd, EV_WRITE);
+  e.write->io.data = e.write.get();
+  e.write->hub = &h;
 }
 
 inline fd_entry& entry_for(hub_state& h, int fd) {
@@ -78,11 +83,13 @@ bool wait_fd(int fd, bool readable, deadline d) {
   fd_entry& e = entry_for(h, fd);
   if (e.closed) [[unlikely]] {
     ev_io_set(&e.read.io, fd, EV_READ);
-    ev_io_set(&e.write.io, fd, EV_WRITE);
+    if (e.write) ev_io_set(&e.write->io, fd, EV_WRITE);
     e.closed = false;
     note_fd_watched(h, fd);
   }
-  fd_watch& watch = readable ? e.read : e.write;
+  if (!readable && !e.write) [[unlikely]]
+    new_write_watch(h, e, fd);
+  fd_watch& watch = readable ? e.read : *e.write;
   int outcome = 0;
   struct fd_waiter : listed_waiter {
     fd_waiter(fd_watch& w_, const char* what_) : listed_waiter(w_.waiters, what_, nullptr), watch(w_) {}
@@ -128,12 +135,15 @@ void forget_fd(hub_state& h, int fd) noexcept {
   // calls exec: a descriptor it closes (or dup2s onto) is its own copy, and the
   // waiters here are the parent's, on a descriptor still open there. Only a close
   // with waiters pays for the check.
-  if ((e.read.waiters.has_waiting() || e.write.waiters.has_waiting()) && ::getpid() != h.pid) [[unlikely]]
+  if ((e.read.waiters.has_waiting() || (e.write && e.write->waiters.has_waiting())) && ::getpid() != h.pid)
+      [[unlikely]]
     return;
   wake_closed(e.read);
-  wake_closed(e.write);
   ev_io_stop(h.loop, &e.read.io);
-  ev_io_stop(h.loop, &e.write.io);
+  if (e.write) {
+    wake_closed(*e.write);
+    ev_io_stop(h.loop, &e.write->io);
+  }
   if (!e.closed) note_fd_forgotten(h, fd);
   e.closed = true;
 }

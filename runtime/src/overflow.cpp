@@ -89,8 +89,8 @@ void on_segv(int sig, siginfo_t* info, void* context) {
     const greenlet_impl* g = ts->current_impl();
     message m;
     m.text("grove: stack overflow in greenlet ");
-    if (!g->name.empty()) {
-      m.text("\"").text(g->name.data(), g->name.size()).text("\"");
+    if (!g->label().empty()) {
+      m.text("\"").text(g->label().data(), g->label().size()).text("\"");
     } else {
       m.number(reinterpret_cast<std::uintptr_t>(g), 16).text(" (unnamed)");
     }

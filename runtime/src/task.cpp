@@ -66,7 +66,7 @@ void task_base::launch(greenlet_core* greenlet, std::optional<deadline> at) {
   id = h.next_task_id++;
   h.register_task(this);
   if (at) {
-    start_later.start(*at, start_now, this);
+    more().start_later.start(*at, start_now, this);
   } else {
     schedule(h, g);
   }
@@ -87,16 +87,17 @@ void task_base::run_guarded(void (*body)(task_base&)) {
 void task_base::finish() noexcept {
   finished = true;
   state_of(*hub).unregister_task(this);
-  if (!links.empty()) observed = true;
+  const bool linked = extras && !extras->links.empty();
+  if (linked) observed = true;
   while (waiter* w = joiners.pop_front()) {
     // A task blocked in join/get will look at the outcome; a callback waiter
     // (wait_any's proxies, a group's membership) does not by itself.
     if (w->notify == nullptr && w->state == waiter::status::waiting) observed = true;
     wake(*w);
   }
-  if (!links.empty()) {
+  if (linked) {
     try {
-      spawn([links = std::move(links)]() mutable { run_links(links); });
+      spawn([links = std::move(extras->links)]() mutable { run_links(links); });
     } catch (...) {
       report("cannot start the link callbacks of task \"" + label() +
              "\": " + describe_exception(std::current_exception()));
@@ -120,8 +121,8 @@ bool task_base::kill_until(std::exception_ptr e, deadline d) {
   if (finished) return true;
   if (!started) {
     // Never ran, never will.
-    if (start_later.active()) {
-      start_later.stop();
+    if (waits_to_start()) {
+      extras->start_later.stop();
     } else {
       hub->ready.remove(g);
       hub->woken.remove(g);
@@ -145,7 +146,7 @@ bool task_base::kill_until(std::exception_ptr e, deadline d) {
 
 void task_base::add_link(std::function<void()> fn) {
   if (!finished) {
-    links.push_back(std::move(fn));
+    more().links.push_back(std::move(fn));
     return;
   }
   observed = true;
@@ -218,7 +219,7 @@ void dump_tasks(std::ostream& out, bool backtraces) {
     detail::task_base* t = *it;
     out << "  task \"" << t->label() << "\": ";
     if (!t->started) {
-      out << (t->start_later.active() ? "not started (spawn_later)" : "not started");
+      out << (t->waits_to_start() ? "not started (spawn_later)" : "not started");
     } else if (t->g == h.ts->current) {
       out << "running";
     } else if (detail::waiter* w = t->g->parked; w != nullptr) {

@@ -39,25 +39,33 @@ namespace detail {
 
 struct task_access;
 
-// task_base is what every task shares, whatever its result type.
+// task_extras is what only some tasks need: made on first use, so that a
+// plain task (a parked connection, a sleeper) carries one pointer for it.
+struct task_extras {
+  std::string name;  // set_name's, or "task-<id>" once asked for
+  std::vector<std::function<void()>> links;
+  timer start_later;  // spawn_later's delay
+};
+
+// task_base is what every task shares, whatever its result type: 104 bytes
+// on x86-64, plus the function and its arguments in task_state (a task whose
+// lambda captures three pointers is 128 bytes, one 32-byte size class).
 struct task_base : run_body, small_object {
   task_base() = default;
   task_base(const task_base&) = delete;
   task_base& operator=(const task_base&) = delete;
 
-  std::atomic<std::size_t> refs{1};  // handles, plus one for the greenlet's hold on its body
-  greenlet_core* g = nullptr;        // holds a reference until the task finishes
-  hub_core* hub = nullptr;
-  bool started = false;
+  std::atomic<std::uint32_t> refs{1};  // handles, plus one for the greenlet's hold on its body
+  bool started = false;                // (the flags share refs's word)
   bool finished = false;
   bool killed = false;    // finished by greenlet_exit
   bool observed = false;  // someone looked at (or waited for) the outcome
+  greenlet_core* g = nullptr;  // holds a reference until the task finishes
+  hub_core* hub = nullptr;
   std::exception_ptr error;
-  std::string name;      // empty until set or asked for: then "task-<id>"
   std::uint64_t id = 0;  // this hub's spawn counter
   wait_list joiners;
-  std::vector<std::function<void()>> links;
-  timer start_later;              // spawn_later's delay
+  std::unique_ptr<task_extras> extras;  // name, links, spawn_later's timer: made on first use
   task_base* reg_prev = nullptr;  // the hub's list of unfinished tasks
   task_base* reg_next = nullptr;
 
@@ -79,11 +87,19 @@ struct task_base : run_body, small_object {
   void report_unobserved() noexcept;
   // label is the task's name for messages (no caching: safe from other threads
   // while the task runs); display_name fills `name` in on first use.
-  std::string label() const { return name.empty() ? "task-" + std::to_string(id) : name; }
-  const std::string& display_name() {
-    if (name.empty()) name = label();
-    return name;
+  std::string label() const {
+    return extras && !extras->name.empty() ? extras->name : "task-" + std::to_string(id);
   }
+  const std::string& display_name() {
+    task_extras& x = more();
+    if (x.name.empty()) x.name = label();
+    return x.name;
+  }
+  task_extras& more() {
+    if (!extras) extras = std::make_unique<task_extras>();
+    return *extras;
+  }
+  bool waits_to_start() const noexcept { return extras && extras->start_later.active(); }
 
  protected:
   ~task_base() override;
@@ -215,7 +231,7 @@ class task {
 
   // name labels the task in reports and dump_tasks (default: "task-N").
   const std::string& name() const { return s_->display_name(); }
-  void set_name(std::string n) { s_->name = std::move(n); }
+  void set_name(std::string n) { s_->more().name = std::move(n); }
 
   friend bool operator==(const task& a, const task& b) noexcept { return a.s_ == b.s_; }
 

@@ -55,13 +55,14 @@ struct task_base;
 
 // greenlet_core is the start of every greenlet: what the inline switch touches,
 // and what the hub keeps per greenlet.
+// (Every task has one: 104 bytes on x86-64, the small fields sharing a word.)
 struct greenlet_core {
-  std::atomic<std::size_t> refs{1};
+  std::atomic<std::uint32_t> refs{1};
   std::atomic<run_state> state{run_state::unstarted};
+  bool is_main = false;       // a thread's implicit main greenlet
   boost::context::fiber ctx;  // valid exactly while suspended
   eh_state eh;                // saved while not running
   thread_anchor* anchor = nullptr;
-  bool is_main = false;  // a thread's implicit main greenlet
 
   // The hub's part (grove/detail/wait.hpp). Touched only on the owner thread.
   waiter* parked = nullptr;                      // what it waits for, while parked on the hub
