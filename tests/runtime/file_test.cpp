@@ -150,8 +150,9 @@ TEST_CASE_FIXTURE(leak_check,
       std::size_t got = 0;
       // Half read with read, half with pread at their own offsets.
       while (got < size) {
-        const ssize_t n = t % 2 == 0 ? grove::file::read(fd, buf.data() + got, 100'000)
-                                     : grove::file::pread(fd, buf.data() + got, 100'000, static_cast<off_t>(got));
+        const std::size_t want = std::min<std::size_t>(100'000, size - got);
+        const ssize_t n = t % 2 == 0 ? grove::file::read(fd, buf.data() + got, want)
+                                     : grove::file::pread(fd, buf.data() + got, want, static_cast<off_t>(got));
         REQUIRE(n > 0);
         got += static_cast<std::size_t>(n);
       }
@@ -205,7 +206,8 @@ TEST_CASE_FIXTURE(leak_check, "grove::file: O_APPEND writes from 50 tasks land w
   bool whole = true;
   for (std::size_t i = 0; i < all.size(); i += len) {
     int t = -1, r = -1;
-    whole = whole && std::sscanf(all.data() + i, "%3d:%3d|", &t, &r) == 2 && all[i + len - 1] == '\n';
+    const std::string record(all.data() + i, len);  // sscanf needs a terminated string
+    whole = whole && std::sscanf(record.c_str(), "%3d:%3d|", &t, &r) == 2 && all[i + len - 1] == '\n';
     for (std::size_t k = 8; k + 1 < len; ++k) whole = whole && all[i + k] == 'a' + t % 26;
     got.insert({t, r});
   }
@@ -254,8 +256,9 @@ TEST_CASE_FIXTURE(leak_check,
   MESSAGE("cold 64 MiB read: ", std::chrono::duration<double, std::milli>(took).count(), " ms, ", ticks_during,
           " ticks, longest gap ", std::chrono::duration<double, std::milli>(longest).count(), " ms");
   // The read took tens of milliseconds or more; the ticker's longest gap stays
-  // far below it (a stalled hub would show the whole read as one gap).
-  CHECK(longest < std::max<std::chrono::steady_clock::duration>(took / 2, 30ms));
+  // well below it (a stalled hub would show the whole read as one gap; under
+  // valgrind, which runs one thread at a time, the gap is half the read).
+  CHECK(longest < std::max<std::chrono::steady_clock::duration>(took * 3 / 4, 30ms));
   // And it ticked through the read (every 1 ms natively; a quarter of that is plenty).
   CHECK(ticks_during >= std::max<long>(3, std::chrono::duration_cast<std::chrono::milliseconds>(took).count() / 4));
 }
@@ -417,16 +420,24 @@ TEST_CASE_FIXTURE(leak_check,
   REQUIRE(fd >= 0);
   REQUIRE(grove::file::pread(fd, buf.data(), 4096, 0) == 4096);  // the hub's way off it is made
   evict(s.path);
+  int verdict[2];
+  REQUIRE(::pipe(verdict) == 0);
   const pid_t child = ::fork();
   REQUIRE(child >= 0);
   if (child == 0) {
     const ssize_t n = grove::file::pread(fd, buf.data(), size, 0);
-    ::_exit(n == static_cast<ssize_t>(size) && matches_pattern(buf.data(), size, 0) ? 0 : 1);
+    const char ok = n == static_cast<ssize_t>(size) && matches_pattern(buf.data(), size, 0) ? 'y' : 'n';
+    (void)::write(verdict[1], &ok, 1);
+    ::_exit(0);
   }
+  ::close(verdict[1]);
   int status = 0;
   REQUIRE(::waitpid(child, &status, 0) == child);
-  CHECK(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(WIFEXITED(status));  // (under valgrind its status is valgrind's verdict on the child's leftovers)
+  char ok = 0;
+  CHECK(::read(verdict[0], &ok, 1) == 1);
+  CHECK(ok == 'y');
+  ::close(verdict[0]);
   evict(s.path);
   CHECK(grove::file::pread(fd, buf.data(), size, 0) == static_cast<ssize_t>(size));
   CHECK(matches_pattern(buf.data(), size, 0));
