@@ -310,21 +310,17 @@ std::size_t bytes_of(const iovec* iov, int count) noexcept {
   return n;
 }
 
-struct read_op : rw_op {
-  static constexpr int opcode = IORING_OP_READV;
+// rw_call is a read (Write false) or write of iov, handed off.
+template <bool Write>
+struct rw_call : rw_op {
+  static constexpr int opcode = Write ? IORING_OP_WRITEV : IORING_OP_READV;
   void prep(io_uring_sqe* s) const {
-    io_uring_prep_readv(s, fd, iov, static_cast<unsigned>(count), static_cast<__u64>(off));
+    io_uring_prep_rw(opcode, s, fd, iov, static_cast<unsigned>(count), static_cast<__u64>(off));
     if (bytes_of(iov, count) > copy_on_hub_at_most) s->flags |= IOSQE_ASYNC;
   }
-  long call() const { return from_syscall(sys_preadv2(fd, iov, count, off, 0)); }
-};
-struct write_op : rw_op {
-  static constexpr int opcode = IORING_OP_WRITEV;
-  void prep(io_uring_sqe* s) const {
-    io_uring_prep_writev(s, fd, iov, static_cast<unsigned>(count), static_cast<__u64>(off));
-    if (bytes_of(iov, count) > copy_on_hub_at_most) s->flags |= IOSQE_ASYNC;
+  long call() const {
+    return from_syscall(Write ? sys_pwritev2(fd, iov, count, off, 0) : sys_preadv2(fd, iov, count, off, 0));
   }
-  long call() const { return from_syscall(sys_pwritev2(fd, iov, count, off, 0)); }
 };
 
 // A descriptor that is not a regular file or block device gets the plain call;
@@ -454,14 +450,8 @@ bool syncs(int fd) noexcept {
       errno = saved;
       return write ? sys_pwritev2(fd, iov, count, off, 0) : sys_preadv2(fd, iov, count, off, 0);
     }
-    long r;
-    if (write) {
-      const write_op op{{fd, cur, cur_count, at}};
-      r = off_hub(op);
-    } else {
-      const read_op op{{fd, cur, cur_count, at}};
-      r = off_hub(op);
-    }
+    const rw_op op{fd, cur, cur_count, at};
+    const long r = write ? off_hub(rw_call<true>{op}) : off_hub(rw_call<false>{op});
     if (r < 0) {
       if (done > 0) break;
       errno = static_cast<int>(-r);

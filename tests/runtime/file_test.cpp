@@ -68,6 +68,14 @@ void write_pattern(const std::string& path, std::size_t bytes) {
   ::close(fd);
 }
 
+// cold_open writes a cold pattern file of `bytes` at s.path and opens it to read.
+int cold_open(const scratch& s, std::size_t bytes) {
+  write_pattern(s.path, bytes);
+  const int fd = grove::file::open(s.path.c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  return fd;
+}
+
 void evict(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY);
   REQUIRE(fd >= 0);
@@ -105,9 +113,7 @@ TEST_CASE_FIXTURE(leak_check,
                   "once, and the offset advances by the file's size") {
   scratch s;
   constexpr std::size_t size = 4 << 20;
-  write_pattern(s.path, size);
-  const int fd = grove::file::open(s.path.c_str(), O_RDONLY);
-  REQUIRE(fd >= 0);
+  const int fd = cold_open(s, size);
   std::vector<std::size_t> seen;  // offsets of the chunks read, found from their content
   bool all_match = true;
   std::vector<grove::task<void>> readers;
@@ -381,9 +387,7 @@ TEST_CASE_FIXTURE(leak_check,
                   "and its buffer is never written after it is gone") {
   scratch s;
   constexpr std::size_t size = 32 << 20;
-  write_pattern(s.path, size);
-  const int fd = grove::file::open(s.path.c_str(), O_RDONLY);
-  REQUIRE(fd >= 0);
+  const int fd = cold_open(s, size);
   ssize_t got = -2;
   auto reader = grove::spawn([&] {
     std::vector<char> buf(size);
