@@ -115,6 +115,28 @@ TEST_CASE(
   same_natively_and_under_grove_run("sig_eintr");
 }
 
+TEST_CASE(
+    "reads of a cold file are not interrupted by a 1 ms SIGALRM whose handler has no SA_RESTART (no EINTR, no "
+    "short read), and the handler runs, natively and under grove-run with io_uring and with the pool") {
+  char dir[] = "/tmp/grove-file-signals-XXXXXX";
+  REQUIRE(::mkdtemp(dir) != nullptr);
+  const std::string file = std::string(dir) + "/data";
+  REQUIRE(std::system(("head -c 67108864 /dev/urandom > " + file).c_str()) == 0);  // 64 MiB
+  const run_result native = run_program({programs + "/file_signals", file});
+  CHECK(native.exit_code == 0);
+  CHECK(native.out.find("read: 67108864 bytes of 67108864 in 8 calls, short reads before the end: 0, EINTR: 0\n") !=
+        std::string::npos);
+  CHECK(native.out.find("pread of the whole file: whole\n") != std::string::npos);
+  CHECK(native.out.find("the handler ran: yes\n") != std::string::npos);
+  for (const char* way : {"--file-io=io_uring", "--file-io=pool"}) {
+    CAPTURE(way);
+    const run_result grove = run_program({grove_run, way, programs + "/file_signals", file});
+    CHECK(grove.exit_code == 0);
+    CHECK(grove.out == native.out);
+  }
+  (void)std::system((std::string("rm -rf ") + dir).c_str());
+}
+
 TEST_CASE("blocking calls in constructors, destructors and atexit handlers behave the same under grove-run") {
   same_natively_and_under_grove_run("early");
 }
