@@ -129,6 +129,21 @@ void on_completions(struct ev_loop*, ev_io* io, int) {
   io_uring_cq_advance(&e.ring, seen);
 }
 
+// release_ring lets go of e's ring and eventfd. The descriptors are closed
+// through ::close, so that the hooks stop hiding their numbers; liburing then
+// finds the ring's closed.
+void release_ring(file_engine& e) noexcept {
+  const hub_descriptors_scope own;
+  if (e.probe != nullptr) io_uring_free_probe(e.probe);
+  e.probe = nullptr;
+  ::close(e.ring.ring_fd);
+  e.ring.ring_fd = e.ring.enter_ring_fd = -1;
+  io_uring_queue_exit(&e.ring);
+  if (e.efd >= 0) ::close(e.efd);
+  e.efd = -1;
+  e.has_ring = false;
+}
+
 // start_ring sets up e's ring, or leaves has_ring false where the kernel
 // refuses one (ENOSYS, EPERM: seccomp, io_uring_disabled; ENOMEM: locked
 // memory) or the program runs under valgrind, which cannot see the kernel
@@ -139,13 +154,12 @@ void start_ring(hub_state& h, file_engine& e) {
   if (io_uring_queue_init(256, &e.ring, 0) != 0) return;
   e.ring.ring_fd = e.ring.enter_ring_fd = adopt_hub_descriptor(e.ring.ring_fd);
   e.efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);  // the hooks adopt this one
-  if (e.efd < 0 || io_uring_register_eventfd(&e.ring, e.efd) != 0) {
-    if (e.efd >= 0) ::close(e.efd);
-    e.efd = -1;
-    io_uring_queue_exit(&e.ring);
+  // The opcodes the kernel supports (IORING_REGISTER_PROBE, Linux 5.6).
+  e.probe = io_uring_get_probe_ring(&e.ring);
+  if (e.efd < 0 || e.probe == nullptr || io_uring_register_eventfd(&e.ring, e.efd) != 0) {
+    release_ring(e);
     return;
   }
-  e.probe = io_uring_get_probe_ring(&e.ring);
   e.has_ring = true;
   ev_io_init(&e.watch, on_completions, e.efd, EV_READ);
   e.watch.data = &e;
@@ -257,14 +271,7 @@ void close_files(hub_state& h) noexcept {
   if (e->has_ring) {
     ev_ref(h.loop);
     ev_io_stop(h.loop, &e->watch);
-    const hub_descriptors_scope own;
-    io_uring_free_probe(e->probe);
-    // The descriptors through ::close, so that the hooks stop hiding their
-    // numbers; liburing then finds the ring's closed.
-    ::close(e->ring.ring_fd);
-    e->ring.ring_fd = e->ring.enter_ring_fd = -1;
-    io_uring_queue_exit(&e->ring);
-    ::close(e->efd);
+    release_ring(*e);
   }
   delete e;
 }
