@@ -26,7 +26,8 @@
 //    kernel support, forbidden by seccomp or io_uring_disabled), for the calls
 //    io_uring cannot make, or when GROVE_FILE_IO=pool;
 //  - open, stat and friends first try the lookup without waiting
-//    (openat2 with RESOLVE_CACHED), and go off the hub only when a directory
+//    (openat2 with RESOLVE_CACHED; for O_CREAT, O_TRUNC and O_TMPFILE, which
+//    it refuses, the lookup alone), and go off the hub only when a directory
 //    would have to be read from disk.
 //
 // Semantics are the blocking calls': a read on a shared file offset advances
