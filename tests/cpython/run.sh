@@ -39,8 +39,8 @@ modules=("$@")
 if [ ${#modules[@]} -eq 0 ]; then
   # Longest first, so that two at a time finish close together.
   modules=(test_asyncio test_socket test_signal test_subprocess test_selectors test_threading test_ftplib
-    test_fork1 test_wait3 test_wait4 test_poplib test_os test_socketserver test_wsgiref test_httpservers
-    test_urllib2_localnet)
+    test_fork1 test_wait3 test_wait4 test_poplib test_os test_io test_socketserver test_wsgiref test_httpservers
+    test_urllib2_localnet test_shutil test_fileio test_largefile test_tempfile test_file)
 fi
 
 limit=${CPYTHON_TEST_LIMIT:-300}
