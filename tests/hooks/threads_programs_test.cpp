@@ -647,6 +647,29 @@ TEST_CASE(
   (void)std::system((std::string("rm -rf ") + dir).c_str());
 }
 
+TEST_CASE(
+    "pthreads reading one cold file through a shared descriptor, through their own, and appending with O_APPEND "
+    "get the same bytes, offsets and whole records natively and as green threads under grove-run") {
+  char dir[] = "/tmp/grove-thr-files-XXXXXX";
+  REQUIRE(::mkdtemp(dir) != nullptr);
+  const std::string program = programs + "/thr_files";
+  const limited_run native = run_thr({program, dir});
+  REQUIRE(!native.result.timed_out);
+  CHECK(native.result.exit_code == 0);
+  CHECK(native.result.out.find("shared descriptor: 128 of 128 chunks read exactly once, 0 bad, offset at the end: "
+                               "the size\n") != std::string::npos);
+  CHECK(native.result.out.find("own descriptors: 4 of 4 readers got the whole file\n") != std::string::npos);
+  CHECK(native.result.out.find("O_APPEND: 100000 bytes, 1000 of 1000 records whole\n") != std::string::npos);
+  for (const char* way : {"GROVE_FILE_IO=io_uring", "GROVE_FILE_IO=pool"}) {
+    CAPTURE(way);
+    const limited_run green = run_thr({grove_run, program, dir}, {"GROVE_THREADS", way});
+    CHECK(!green.result.timed_out);
+    CHECK(green.result.exit_code == 0);
+    CHECK(green.result.out == native.result.out);
+  }
+  (void)std::system((std::string("rm -rf ") + dir).c_str());
+}
+
 TEST_CASE("grove-run --file-io=pool sets GROVE_FILE_IO, and a bad way off the hub exits 2 with a message") {
   const limited_run bad = run_thr({grove_run, programs + "/thr_keys"}, {"GROVE_FILE_IO=maybe"});
   CHECK(bad.result.exit_code == 2);
