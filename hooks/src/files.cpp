@@ -80,11 +80,9 @@ extern "C" {
 ssize_t pread(int fd, void* buf, size_t n, off_t off) { return positioned(real_pread(), fd, buf, n, off, false); }
 ssize_t pread64(int fd, void* buf, size_t n, off64_t off) { return positioned(real_pread64(), fd, buf, n, off, false); }
 ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) {
-  if (!cooperative() || !is_file(fd)) return real_pwrite()(fd, buf, n, off);
   return positioned(real_pwrite(), fd, const_cast<void*>(buf), n, off, true);
 }
 ssize_t pwrite64(int fd, const void* buf, size_t n, off64_t off) {
-  if (!cooperative() || !is_file(fd)) return real_pwrite64()(fd, buf, n, off);
   return positioned(real_pwrite64(), fd, const_cast<void*>(buf), n, off, true);
 }
 
