@@ -380,7 +380,7 @@ struct position_turn {
   std::atomic<bool>& stripe;
 };
 
-// advanced is iov with its first `done` bytes dropped, in `room` (or on the heap).
+// rest_of is iov with its first `done` bytes dropped, in `room` (or on the heap).
 struct rest_of {
   std::array<iovec, 8> room{};
   std::vector<iovec> heap;
@@ -415,6 +415,7 @@ bool syncs(int fd) noexcept {
 
 // transfer_slowly is transfer past its first try: n is what that try gave (a
 // short count, or -1 and errno), or -2 when the call was not tried on the hub.
+// (-3, inside: try the rest without waiting.)
 [[gnu::noinline]] long transfer_slowly(int fd, const iovec* iov, int count, off_t off, bool write, long n,
                                        std::size_t total, int saved) {
   std::size_t done = 0;
