@@ -10,9 +10,10 @@
 //             it does for sockets. Submitted at once, one io_uring_enter per
 //             call; no SQPOLL (a kernel thread per hub spinning for work).
 //   pool      the hub's thread pool (run_in_thread's), for the calls io_uring
-//             cannot make in this kernel or liburing (ftruncate, sendfile,
-//             copy_file_range), and for everything where io_uring is
-//             unavailable or GROVE_FILE_IO=pool.
+//             cannot make in this kernel or liburing (ftruncate, truncate,
+//             sendfile, copy_file_range; fstatat, whose struct stat statx does
+//             not fill), and for everything where io_uring is unavailable
+//             (valgrind included) or GROVE_FILE_IO=pool.
 // A call handed off is waited for to its end, whatever interrupts the task
 // meanwhile: the kernel writes into the caller's buffer until it completes,
 // so the task cannot leave before it (the interrupt is raised at its next
