@@ -16,7 +16,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -55,7 +54,9 @@ void resolver_options(int& timeout_s, int& attempts) {
       if (w.rfind("attempts:", 0) == 0) attempts = std::min(std::atoi(w.c_str() + 9), 5);
     }
   };
-  std::ifstream conf("/etc/resolv.conf");
+  std::string text;
+  (void)read_config("/etc/resolv.conf", text);
+  std::istringstream conf(text);
   for (std::string line; std::getline(conf, line);) {
     if (line.rfind("options", 0) == 0 && line.size() > 7 && (line[7] == ' ' || line[7] == '\t')) {
       apply(line.substr(7));

@@ -62,13 +62,20 @@ ssize_t vectored(int fd, const iovec* iov, int count, off_t off, bool write) {
   });
 }
 
+// opened: a new descriptor's number may have been another kind of descriptor's,
+// closed where no hook saw it (inside glibc): what the table knew of it goes.
+int opened(int fd) noexcept {
+  if (fd >= 0) forget(fd);
+  return fd;
+}
+
 mode_t mode_arg(int flags, va_list ap) {
   return __OPEN_NEEDS_MODE(flags) ? static_cast<mode_t>(va_arg(ap, int)) : 0;
 }
 
 int open_at(int dirfd, const char* path, int flags, mode_t mode) {
   if (at_hidden(dirfd, path)) return bad_descriptor();
-  return file_call([&] { return grove::file::openat(dirfd, path, flags, mode); });
+  return opened(file_call([&] { return grove::file::openat(dirfd, path, flags, mode); }));
 }
 
 }  // namespace
@@ -135,7 +142,7 @@ int open(const char* path, int flags, ...) {
   va_start(ap, flags);
   const mode_t mode = mode_arg(flags, ap);
   va_end(ap);
-  if (!cooperative()) return real_open()(path, flags, mode);
+  if (!cooperative()) return opened(real_open()(path, flags, mode));
   return open_at(AT_FDCWD, path, flags, mode);
 }
 int open64(const char* path, int flags, ...) {
@@ -143,7 +150,7 @@ int open64(const char* path, int flags, ...) {
   va_start(ap, flags);
   const mode_t mode = mode_arg(flags, ap);
   va_end(ap);
-  if (!cooperative()) return real_open64()(path, flags, mode);
+  if (!cooperative()) return opened(real_open64()(path, flags, mode));
   return open_at(AT_FDCWD, path, flags, mode);
 }
 int openat(int dirfd, const char* path, int flags, ...) {
@@ -151,7 +158,7 @@ int openat(int dirfd, const char* path, int flags, ...) {
   va_start(ap, flags);
   const mode_t mode = mode_arg(flags, ap);
   va_end(ap);
-  if (!cooperative()) return real_openat()(dirfd, path, flags, mode);
+  if (!cooperative()) return opened(real_openat()(dirfd, path, flags, mode));
   return open_at(dirfd, path, flags, mode);
 }
 int openat64(int dirfd, const char* path, int flags, ...) {
@@ -159,32 +166,32 @@ int openat64(int dirfd, const char* path, int flags, ...) {
   va_start(ap, flags);
   const mode_t mode = mode_arg(flags, ap);
   va_end(ap);
-  if (!cooperative()) return real_openat64()(dirfd, path, flags, mode);
+  if (!cooperative()) return opened(real_openat64()(dirfd, path, flags, mode));
   return open_at(dirfd, path, flags, mode);
 }
 // The fortified forms: glibc's own aborts for O_CREAT or O_TMPFILE with no mode.
 int __open_2(const char* path, int flags) {
-  if (!cooperative() || __OPEN_NEEDS_MODE(flags)) return real___open_2()(path, flags);
+  if (!cooperative() || __OPEN_NEEDS_MODE(flags)) return opened(real___open_2()(path, flags));
   return open_at(AT_FDCWD, path, flags, 0);
 }
 int __open64_2(const char* path, int flags) {
-  if (!cooperative() || __OPEN_NEEDS_MODE(flags)) return real___open64_2()(path, flags);
+  if (!cooperative() || __OPEN_NEEDS_MODE(flags)) return opened(real___open64_2()(path, flags));
   return open_at(AT_FDCWD, path, flags, 0);
 }
 int __openat_2(int dirfd, const char* path, int flags) {
-  if (!cooperative() || __OPEN_NEEDS_MODE(flags)) return real___openat_2()(dirfd, path, flags);
+  if (!cooperative() || __OPEN_NEEDS_MODE(flags)) return opened(real___openat_2()(dirfd, path, flags));
   return open_at(dirfd, path, flags, 0);
 }
 int __openat64_2(int dirfd, const char* path, int flags) {
-  if (!cooperative() || __OPEN_NEEDS_MODE(flags)) return real___openat64_2()(dirfd, path, flags);
+  if (!cooperative() || __OPEN_NEEDS_MODE(flags)) return opened(real___openat64_2()(dirfd, path, flags));
   return open_at(dirfd, path, flags, 0);
 }
 int creat(const char* path, mode_t mode) {
-  if (!cooperative()) return real_creat()(path, mode);
+  if (!cooperative()) return opened(real_creat()(path, mode));
   return open_at(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
 }
 int creat64(const char* path, mode_t mode) {
-  if (!cooperative()) return real_creat64()(path, mode);
+  if (!cooperative()) return opened(real_creat64()(path, mode));
   return open_at(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
 }
 

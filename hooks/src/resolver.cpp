@@ -3,27 +3,47 @@
 #include "resolver.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <strings.h>
 #include <sys/stat.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "libc.hpp"
+
 namespace grove::hooks {
+
+bool read_config(const char* path, std::string& text) {
+  text.clear();
+  const int fd = real_open()(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = real_read()(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  real_close()(fd);
+  return true;
+}
+
 namespace {
 
 // nsswitch_files_dns tells whether /etc/nsswitch.conf has exactly one hosts
 // line and it is `files dns`: no other service, no [STATUS=ACTION]. Anything
 // else (no file: glibc's default `dns [!UNAVAIL=return] files`) is not ours.
 bool nsswitch_files_dns() {
-  std::ifstream in("/etc/nsswitch.conf");
-  if (!in) return false;
+  std::string text;
+  if (!read_config("/etc/nsswitch.conf", text)) return false;
+  std::istringstream in(text);
   std::string line;
   int hosts_lines = 0;
   bool files_dns = false;
@@ -49,7 +69,9 @@ bool nsswitch_files_dns() {
 // and blank lines, or no file): then glibc orders addresses by its built-in
 // tables, which hub_getaddrinfo follows.
 bool gai_conf_default() {
-  std::ifstream in("/etc/gai.conf");
+  std::string text;
+  (void)read_config("/etc/gai.conf", text);  // no file: no rule
+  std::istringstream in(text);
   std::string line;
   while (std::getline(in, line)) {
     if (const auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
@@ -101,14 +123,16 @@ bool same_file(const struct stat& a, const struct stat& b) noexcept {
 const std::vector<hosts_line>& hosts() {
   thread_local hosts_file file;
   struct stat now {};
-  if (::stat("/etc/hosts", &now) != 0) {
+  if (real_stat()("/etc/hosts", &now) != 0) {
     file.loaded = false;
     file.lines.clear();
     return file.lines;
   }
   if (file.loaded && same_file(now, file.seen)) return file.lines;
   file.lines.clear();
-  std::ifstream in("/etc/hosts");
+  std::string whole;
+  (void)read_config("/etc/hosts", whole);
+  std::istringstream in(whole);
   std::string text;
   while (std::getline(in, text)) {
     if (const auto hash = text.find('#'); hash != std::string::npos) text.resize(hash);

@@ -17,8 +17,16 @@
 #include <sys/socket.h>
 
 #include <optional>
+#include <string>
 
 namespace grove::hooks {
+
+// read_config reads a small configuration file (/etc/hosts, resolv.conf...)
+// whole into text with libc's own calls: false if it cannot be opened. Never
+// through the hooks, which would make it a file call that may park or give
+// way: the parsers that read it keep per-thread state a task switch would
+// share with another lookup half-way.
+bool read_config(const char* path, std::string& text);
 
 // hub_resolver tells whether lookups in tasks are answered on the hub:
 // GROVE_RESOLVER=ares, or auto (the default) with nsswitch's hosts line
