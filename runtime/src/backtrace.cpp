@@ -4,9 +4,12 @@
 #include <cxxabi.h>
 #include <dlfcn.h>
 #include <elfutils/libdwfl.h>
+#include <pthread.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <ostream>
@@ -25,7 +28,7 @@ struct libdw_api {
   X(dwfl_begin) X(dwfl_end) X(dwfl_errmsg) X(dwfl_linux_proc_report) X(dwfl_report_end) X(dwfl_attach_state) \
   X(dwfl_getthread_frames) X(dwfl_thread_state_registers) X(dwfl_thread_state_register_pc) X(dwfl_frame_pc)  \
   X(dwfl_addrmodule) X(dwfl_module_addrname) X(dwfl_module_getsrc) X(dwfl_lineinfo) X(dwfl_module_info)      \
-  X(dwfl_linux_proc_find_elf) X(dwfl_standard_find_debuginfo)
+  X(dwfl_linux_proc_find_elf) X(dwfl_build_id_find_debuginfo)
 #define GROVE_LIBDW_MEMBER(name) decltype(::name)* name = nullptr;
   GROVE_LIBDW(GROVE_LIBDW_MEMBER)
 #undef GROVE_LIBDW_MEMBER
@@ -46,10 +49,44 @@ struct libdw_api {
 };
 #undef GROVE_LIBDW
 
+// exit and an unwind in progress: a watchdog's report may be unwinding on its
+// own thread when the program's main returns, and under grove-run no hub is
+// taken down at exit to stop it first. exit waits for it (up to 5 s) before
+// the libraries' destructors run (libdw's and what it opened), and no unwind
+// starts after, but on the exiting thread itself.
+std::atomic<int> unwinding{0};
+std::atomic<bool> exiting{false};
+std::atomic<pthread_t> exiting_thread{};
+
+void wait_for_unwinding() noexcept {
+  exiting_thread.store(::pthread_self());
+  exiting.store(true);
+  for (int waited_ms = 0; unwinding.load() != 0 && waited_ms < 5000; ++waited_ms) {
+    timespec ms{0, 1000000};
+    ::syscall(SYS_nanosleep, &ms, nullptr);  // the OS thread's, not a green sleep: the process is ending
+  }
+}
+
 const libdw_api& libdw() {
-  static const libdw_api api;
+  static const libdw_api api = [] {
+    std::atexit(wait_for_unwinding);
+    return libdw_api();
+  }();
   return api;
 }
+
+// unwind_turn holds off exit's wait_for_unwinding while it lives; `refused`
+// when the process already exits on another thread.
+struct unwind_turn {
+  bool refused = false;
+  unwind_turn() noexcept {
+    unwinding.fetch_add(1);
+    refused = exiting.load() && !::pthread_equal(exiting_thread.load(), ::pthread_self());
+  }
+  ~unwind_turn() { unwinding.fetch_sub(1); }
+  unwind_turn(const unwind_turn&) = delete;
+  unwind_turn& operator=(const unwind_turn&) = delete;
+};
 
 // Boost.Context's x86-64 System V jump_fcontext saves, below the resume
 // address, (from the low end) mxcsr/x87 control word, r12, r13, r14, r15, rbx,
@@ -174,12 +211,22 @@ bool suspended_registers(const greenlet_core* g, saved_registers& out) noexcept 
 
 void write_backtrace(std::ostream& out, const saved_registers& regs, const char* indent, int max_frames) noexcept {
   try {
+    const unwind_turn turn;
+    if (turn.refused) {
+      out << indent << "(no backtrace: the process is exiting)\n";
+      return;
+    }
     const libdw_api& dw = libdw();
     if (dw.missing != nullptr) {
       out << indent << "(no backtrace: " << dw.missing << ")\n";
       return;
     }
-    static const Dwfl_Callbacks process_callbacks = {dw.dwfl_linux_proc_find_elf, dw.dwfl_standard_find_debuginfo,
+    // Debug information is looked for on this machine only, by build id
+    // (Debian's -dbgsym packages, /usr/lib/debug/.build-id) and in the file
+    // itself: libdw's standard lookup would also ask debuginfod servers, which
+    // loads libcurl and its TLS libraries into the program from the watchdog's
+    // thread and may wait on the network.
+    static const Dwfl_Callbacks process_callbacks = {dw.dwfl_linux_proc_find_elf, dw.dwfl_build_id_find_debuginfo,
                                                      nullptr, &no_debuginfo_path};
     Dwfl* dwfl = dw.dwfl_begin(&process_callbacks);
     if (dwfl == nullptr) {

@@ -1,12 +1,19 @@
 // hub_probe — a child process for the hub tests whose subject ends or configures
 // a process: the blocking monitor, the task dump on a signal, bad settings.
-//   hub_probe monitor      a task spins for 1 s without blocking
+//   hub_probe monitor [show-libraries]
+//                          a task spins for 1 s without blocking; then the
+//                          shared libraries loaded are listed
 //   hub_probe dump         two tasks wait; the process signals itself
 //   hub_probe start        just starts the hub (for the settings checks)
+//   hub_probe exit-spinning MS
+//                          main spins for MS ms and returns, perhaps while the
+//                          monitor writes its report
+#include <link.h>
 #include <signal.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include <grove/event.hpp>
@@ -33,6 +40,16 @@ volatile int after_call = 0;
   after_call = 3;
 }
 
+// show_libraries prints the path of each shared library the process has loaded.
+void show_libraries() {
+  ::dl_iterate_phdr(
+      [](dl_phdr_info* info, std::size_t, void*) {
+        if (info->dlpi_name != nullptr && info->dlpi_name[0] != '\0') std::printf("library %s\n", info->dlpi_name);
+        return 0;
+      },
+      nullptr);
+}
+
 int main(int argc, char** argv) {
   const std::string cmd = argc > 1 ? argv[1] : "";
   if (cmd == "monitor") {
@@ -40,6 +57,7 @@ int main(int argc, char** argv) {
     hog.set_name("cpu-hog");
     hog.join();
     std::printf("done\n");
+    if (argc == 3 && std::string(argv[2]) == "show-libraries") show_libraries();
     return 0;
   }
   if (cmd == "dump") {
@@ -54,11 +72,20 @@ int main(int argc, char** argv) {
     grove::joinall(std::vector<grove::task<void>>{waiter, sleeper});
     return 0;
   }
+  if (cmd == "exit-spinning" && argc == 3) {
+    const auto spin = std::chrono::milliseconds(std::atoi(argv[2]));
+    grove::sleep(1ms);  // the hub and its monitor are running
+    const auto t0 = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - t0 < spin) {
+    }
+    std::printf("exiting\n");
+    return 0;
+  }
   if (cmd == "start") {
     grove::sleep(1ms);
     std::printf("started\n");
     return 0;
   }
-  std::fprintf(stderr, "usage: hub_probe monitor|dump|start\n");
+  std::fprintf(stderr, "usage: hub_probe monitor|dump|start|exit-spinning MS\n");
   return 2;
 }

@@ -239,6 +239,32 @@ TEST_CASE_FIXTURE(leak_check, "GROVE_MONITOR_MS reports a task that holds the hu
   CHECK(quiet.out.find("blocking detected") == std::string::npos);
 }
 
+TEST_CASE_FIXTURE(leak_check,
+                  "a program that exits while the blocking monitor unwinds its report exits cleanly, and the report "
+                  "looks for debug information on this machine only (no debuginfod client is loaded)") {
+  // The task spins past the monitor's period and exits the process from
+  // there: at some of these delays exit runs while the report is unwinding.
+  for (int ms = 30; ms <= 126; ms += 4) {
+    CAPTURE(ms);
+    const auto r = run_program({probe, "exit-spinning", std::to_string(ms)}, {"GROVE_MONITOR_MS=25"});
+    INFO(r.out);
+    CHECK(r.signal == 0);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("exiting\n") != std::string::npos);
+  }
+  // libdw's standard lookup asks debuginfod servers for what is not on disk
+  // (here libc's debug information): that loads libcurl and its TLS
+  // libraries into the program from the monitor's thread, and may wait on
+  // the network.
+  const auto r = run_program({probe, "monitor", "show-libraries"}, {"GROVE_MONITOR_MS=50"});
+  INFO(r.out);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("spin_in_probe()") != std::string::npos);
+  CHECK(r.out.find("libdw.so") != std::string::npos);  // the report was symbolized here
+  CHECK(r.out.find("libdebuginfod") == std::string::npos);
+  CHECK(r.out.find("libcurl") == std::string::npos);
+}
+
 TEST_CASE_FIXTURE(leak_check, "GROVE_DUMP_ON_SIGNAL prints the task dump when the signal arrives") {
   const auto r = run_program({probe, "dump"}, {"GROVE_DUMP_ON_SIGNAL=SIGUSR1"});
   INFO(r.out);
