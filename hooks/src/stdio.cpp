@@ -1,4 +1,4 @@
-// stdio.cpp — stdio streams on sockets, pipes, FIFOs and ttys in tasks.
+// stdio.cpp — stdio streams on sockets, pipes, FIFOs, ttys and files in tasks.
 //
 // glibc's stdio reads and writes through its internal __read/__write, which no
 // interposer sees, so a FILE on a blocking socket would block the OS thread.
@@ -25,12 +25,21 @@
 //             it cooperatively; what scanf read ahead and pushed back is given
 //             back to the FILE. So any format waits on the hub, however much
 //             input it needs, with glibc's parsing.
+//   files     a stream on a regular file or block device reads as above, its
+//             refill being glibc's own __underflow once the page cache holds
+//             the buffer's worth it will read (grove::detail::warm_file_range:
+//             cached bytes are found without waiting, the rest is read off the
+//             hub while the task is parked). A large fread reads whole blocks
+//             through the hooked read, as glibc reads them straight into the
+//             caller's buffer. Its writes stay glibc's: a buffered write to a
+//             file is a copy into the page cache, made on the hub anyway.
 // A call whose buffer already holds what it needs (a line for fgets, room for
 // fputs) is glibc's own call, after a look at the buffer pointers.
 //
 // Straight to glibc: calls outside a task; streams with no descriptor
-// (fmemopen, open_memstream, fopencookie); wide-oriented streams; descriptors
-// that are regular files or that the program made non-blocking.
+// (fmemopen, open_memstream, fopencookie); wide-oriented streams; sockets,
+// pipes and ttys that the program made non-blocking; writes to files; fseek,
+// which may read a block (it is rare, and reads where the stream was).
 //
 // Green threads share an OS thread, and glibc's FILE lock is recursive per OS
 // thread, so it does not keep them apart. A call here that may wait (a refill,
@@ -62,6 +71,7 @@
 #include <exception>
 #include <optional>
 
+#include <grove/detail/file_cache.hpp>
 #include <grove/io.hpp>
 #include <grove/sleep.hpp>
 
@@ -77,6 +87,7 @@
 extern "C" {
 // glibc's, not declared by its headers (or only under _FORTIFY_SOURCE).
 int __underflow(FILE*);
+void _IO_doallocbuf(FILE*);
 [[noreturn]] void __chk_fail(void);
 int __vsnprintf_chk(char*, size_t, int, size_t, const char*, va_list);
 int __vasprintf_chk(char**, int, const char*, va_list);
@@ -232,6 +243,15 @@ bool waitable(FILE* fp, fd_info& info) noexcept {
   if (fp == nullptr || fp->_fileno < 0 || fp->_mode > 0) return false;
   info = fd_info_of(fp->_fileno);
   return (info.kind == fd_kind::socket || info.kind == fd_kind::pollable) && !info.nonblocking;
+}
+
+// fillable tells whether fp's reads are made here, filling info: a waitable
+// stream's, and a byte stream's on a regular file or block device (whose
+// refills are made once the page cache holds what glibc will read, and whose
+// large reads go through the hooked read).
+bool fillable(FILE* fp, fd_info& info) noexcept {
+  if (waitable(fp, info)) return true;
+  return fp != nullptr && fp->_fileno >= 0 && fp->_mode <= 0 && info.kind == fd_kind::file;
 }
 
 limit recv_limit(const fd_info& info) {
@@ -442,16 +462,30 @@ void flush_stdout_first(FILE* fp) {
   (void)drain(out);  // glibc ignores the outcome too
 }
 
+// warm_refill makes the page cache hold what glibc's refill of fp (a stream
+// on a file) will read: a buffer's worth from the descriptor's offset, read
+// off the hub if it is not cached. The buffer is allocated first, as the
+// refill would allocate it, to know its size.
+void warm_refill(FILE* fp) {
+  if (fp->_IO_buf_base == nullptr) ::_IO_doallocbuf(fp);
+  const off64_t at = ::lseek64(fp->_fileno, 0, SEEK_CUR);
+  if (at < 0 || fp->_IO_buf_base == nullptr) return;  // glibc's read reports what is wrong
+  grove::detail::warm_file_range(fp->_fileno, at, static_cast<std::size_t>(fp->_IO_buf_end - fp->_IO_buf_base));
+}
+
 // fill makes fp's buffer hold unread bytes, as glibc's __underflow does (it
 // returns the next byte without taking it, or EOF with the EOF or error flag
-// set), waiting on the hub until the descriptor is readable first. The caller
-// holds the turn and glibc's lock.
+// set), waiting on the hub until the descriptor is readable (a file: until
+// the page cache holds the bytes) first. The caller holds the turn and glibc's
+// lock.
 int fill(FILE* fp, const fd_info& info) {
   if (in_put_mode(fp) && fp->_IO_write_ptr > fp->_IO_write_base) {
     // __underflow's switch to get mode flushes first.
     if (drain(fp) == EOF) return EOF;
   }
-  if (would_read(fp)) {
+  if (would_read(fp) && info.kind == fd_kind::file) {
+    warm_refill(fp);
+  } else if (would_read(fp)) {
     if ((fp->_flags & (line_buffered_flag | unbuffered_flag)) != 0) flush_stdout_first(fp);
     const limit l = recv_limit(info);
     // signal(7): a read is restarted after an SA_RESTART handler, unless it
@@ -545,6 +579,24 @@ std::size_t get_bytes(FILE* fp, const fd_info& info, char* s, std::size_t n) {
       fp->_IO_read_ptr += have;
       s += have;
       want -= have;
+      continue;
+    }
+    const std::size_t block = static_cast<std::size_t>(fp->_IO_buf_end - fp->_IO_buf_base);
+    if (info.kind == fd_kind::file && fp->_IO_buf_base != nullptr && want >= block && would_read(fp) &&
+        !(in_put_mode(fp) && fp->_IO_write_ptr > fp->_IO_write_base)) {
+      // glibc reads whole blocks straight into the caller's buffer; here
+      // through the hooked read, which waits for the disk off the hub.
+      fp->_IO_read_base = fp->_IO_read_ptr = fp->_IO_read_end = fp->_IO_buf_base;
+      fp->_IO_write_base = fp->_IO_write_ptr = fp->_IO_write_end = fp->_IO_buf_base;
+      const std::size_t count = block >= 128 ? want - want % block : want;
+      const ssize_t got = ::read(fp->_fileno, s, count);
+      if (got <= 0) {
+        fp->_flags |= got == 0 ? eof_flag : error_flag;
+        break;
+      }
+      s += got;
+      want -= static_cast<std::size_t>(got);
+      if (fp->_offset >= 0) fp->_offset += got;
       continue;
     }
     if (fill(fp, info) == EOF) break;
@@ -680,7 +732,7 @@ int scan(FILE* fp, const fd_info& info, const char* format, va_list ap, bool iso
 
 int scan_or_pass(FILE* fp, const char* format, va_list ap, bool isoc99) {
   fd_info info;
-  if (!cooperative() || !waitable(fp, info)) {
+  if (!cooperative() || !fillable(fp, info)) {
     return isoc99 ? real___isoc99_vfscanf()(fp, format, ap) : real_vfscanf()(fp, format, ap);
   }
   return scan(fp, info, format, ap, isoc99);
@@ -789,7 +841,7 @@ int write_char(int c, FILE* fp, bool lock, Real real) {
 template <class Real>
 int read_char(FILE* fp, bool lock, Real real) {
   fd_info info;
-  if (!cooperative() || fp->_IO_read_ptr < fp->_IO_read_end || !waitable(fp, info)) return real(fp);
+  if (!cooperative() || fp->_IO_read_ptr < fp->_IO_read_end || !fillable(fp, info)) return real(fp);
   return get_char(fp, info, lock, true);
 }
 
@@ -798,7 +850,7 @@ char* read_line(char* buf, int n, FILE* fp, std::size_t size, bool lock, Real re
   fd_info info;
   if (!cooperative() || n <= 1) return real();
   const std::size_t most = static_cast<std::size_t>(n) - 1 < size ? static_cast<std::size_t>(n) - 1 : size;
-  if (line_ready(fp, most) || !waitable(fp, info)) return real();
+  if (line_ready(fp, most) || !fillable(fp, info)) return real();
   return get_line(buf, n, fp, info, size, lock);
 }
 
@@ -806,7 +858,7 @@ template <class Real>
 std::size_t read_items_or_pass(void* buf, std::size_t size, std::size_t count, FILE* fp, bool lock, Real real) {
   const std::size_t bytes = size * count;
   fd_info info;
-  if (!cooperative() || bytes == 0 || buffered(fp) >= bytes || !waitable(fp, info)) return real();
+  if (!cooperative() || bytes == 0 || buffered(fp) >= bytes || !fillable(fp, info)) return real();
   return read_items(buf, size, count, fp, info, lock);
 }
 
@@ -868,7 +920,7 @@ int __uflow(FILE* fp) { return read_char(fp, false, real___uflow()); }
 
 int __underflow(FILE* fp) {
   fd_info info;
-  if (!cooperative() || fp->_IO_read_ptr < fp->_IO_read_end || !waitable(fp, info)) return real___underflow()(fp);
+  if (!cooperative() || fp->_IO_read_ptr < fp->_IO_read_end || !fillable(fp, info)) return real___underflow()(fp);
   return get_char(fp, info, false, false);
 }
 
@@ -895,7 +947,7 @@ size_t __fread_unlocked_chk(void* buf, size_t buflen, size_t size, size_t count,
 ssize_t getdelim(char** lineptr, size_t* n, int delim, FILE* fp) {
   fd_info info;
   if (!cooperative() || lineptr == nullptr || n == nullptr || fp == nullptr ||
-      (buffered(fp) > 0 && ::memchr(fp->_IO_read_ptr, delim, buffered(fp)) != nullptr) || !waitable(fp, info)) {
+      (buffered(fp) > 0 && ::memchr(fp->_IO_read_ptr, delim, buffered(fp)) != nullptr) || !fillable(fp, info)) {
     return real_getdelim()(lineptr, n, delim, fp);
   }
   return get_delimited(lineptr, n, delim, fp, info);

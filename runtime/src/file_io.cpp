@@ -21,6 +21,7 @@
 //
 // Every system call here is made with syscall(2), never through libc's
 // wrappers: in a program under the hooks those are the hooks, which call here.
+#include <grove/detail/file_cache.hpp>
 #include <grove/detail/os_threads.hpp>
 #include <grove/file.hpp>
 #include <grove/thread_pool.hpp>
@@ -35,6 +36,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -601,6 +603,36 @@ long plain_fstatat(int dirfd, const char* path, struct stat* st, int flags) noex
 }
 
 }  // namespace
+
+void warm_file_range(int fd, off_t offset, std::size_t n) noexcept {
+  if (!in_task() || offset < 0) return;
+  // Written by the kernel only, never read: tasks of every hub share it.
+  alignas(4096) static char sink[64 * 1024];
+  const int saved = errno;
+  constexpr off_t page = 4096;
+  if (n > 0 && offset / page == (offset + static_cast<off_t>(n) - 1) / page) {
+    // Within one page (a 4 KiB stdio buffer read from an aligned offset): one
+    // byte says whether it is cached, for half what copying the range costs.
+    const iovec one{sink, 1};
+    if (sys_preadv2(fd, &one, 1, offset, RWF_NOWAIT) >= 0) {
+      errno = saved;
+      return;
+    }
+  }
+  while (n > 0) {
+    const iovec chunk{sink, std::min(n, sizeof sink)};
+    long r = sys_preadv2(fd, &chunk, 1, offset, RWF_NOWAIT);
+    if (r < 0) {
+      if ((errno != EAGAIN && errno != EOPNOTSUPP) || (errno == EOPNOTSUPP && !waits_for_disk(fd))) break;
+      r = off_hub(rw_call<false>{rw_op{fd, &chunk, 1, offset}});
+    }
+    if (r <= 0) break;  // the end of the file, or an error for the plain read to report
+    offset += r;
+    n -= std::min(n, static_cast<std::size_t>(r));
+  }
+  errno = saved;
+}
+
 }  // namespace grove::detail
 
 namespace grove::file {

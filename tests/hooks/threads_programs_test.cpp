@@ -670,6 +670,31 @@ TEST_CASE(
   (void)std::system((std::string("rm -rf ") + dir).c_str());
 }
 
+TEST_CASE(
+    "stdio on cold files (fgets, getline, fread, getc, fscanf) under grove-run --hubs=1 parks the reading thread while "
+    "the disk reads, so another green thread runs during the call, and reads, positions and EOF are as natively") {
+  char dir[] = "/tmp/grove-thr-stdio-files-XXXXXX";
+  REQUIRE(::mkdtemp(dir) != nullptr);
+  const std::string program = programs + "/thr_stdio_files";
+  const limited_run native = run_thr({program, dir});
+  REQUIRE(!native.result.timed_out);
+  CHECK(native.result.exit_code == 0);
+  CHECK(native.result.out.find("fgets: 40000 lines, hash 4cd46b42, eof 1, the other thread ran during a call: yes\n") !=
+        std::string::npos);
+  CHECK(native.result.out.find("fscanf: 100000 numbers, sum 34699650000, eof 1") != std::string::npos);
+  CHECK(native.result.out.find(": no\n") == std::string::npos);
+  CHECK(native.result.out.find("after rewind: \"line 000000: the qui\", ftell 94\n") != std::string::npos);
+  for (const char* way : {"GROVE_FILE_IO=io_uring", "GROVE_FILE_IO=pool"}) {
+    CAPTURE(way);
+    // One hub: with two, the counting thread could run on the other.
+    const limited_run green = run_thr({grove_run, "--hubs=1", program, dir}, {"GROVE_THREADS", way});
+    CHECK(!green.result.timed_out);
+    CHECK(green.result.exit_code == 0);
+    CHECK(green.result.out == native.result.out);
+  }
+  (void)std::system((std::string("rm -rf ") + dir).c_str());
+}
+
 TEST_CASE("grove-run --file-io=pool sets GROVE_FILE_IO, and a bad way off the hub exits 2 with a message") {
   const limited_run bad = run_thr({grove_run, programs + "/thr_keys"}, {"GROVE_FILE_IO=maybe"});
   CHECK(bad.result.exit_code == 2);
