@@ -25,14 +25,18 @@
 //             it cooperatively; what scanf read ahead and pushed back is given
 //             back to the FILE. So any format waits on the hub, however much
 //             input it needs, with glibc's parsing.
-//   files     a stream on a regular file or block device reads as above, its
-//             refill being glibc's own __underflow once the page cache holds
-//             the buffer's worth it will read (grove::detail::warm_file_range:
-//             cached bytes are found without waiting, the rest is read off the
-//             hub while the task is parked). A large fread reads whole blocks
-//             through the hooked read, as glibc reads them straight into the
-//             caller's buffer. Its writes stay glibc's: a buffered write to a
-//             file is a copy into the page cache, made on the hub anyway.
+//   files     a stream on a regular file or block device reads as above, but
+//             its refill reads through the hooked read (grove::file: one
+//             RWF_NOWAIT read where the page cache has the bytes, else off the
+//             hub with the task parked), setting the buffer's pointers as
+//             glibc's _IO_new_file_underflow does. A stream glibc refills in a
+//             way of its own (pushback or markers, line-buffered or
+//             unbuffered, fopen's mmap mode) gets glibc's __underflow, once
+//             the page cache holds the buffer's worth it will read
+//             (grove::detail::warm_file_range). A large fread reads whole
+//             blocks through the hooked read, as glibc reads them straight
+//             into the caller's buffer. Writes stay glibc's: a buffered write
+//             to a file is a copy into the page cache, made on the hub anyway.
 // A call whose buffer already holds what it needs (a line for fgets, room for
 // fputs) is glibc's own call, after a look at the buffer pointers.
 //
@@ -95,6 +99,14 @@ int __vasprintf_chk(char**, int, const char*, va_list);
 
 namespace grove::hooks {
 namespace {
+
+// glibc's FILE as it allocates it: the vtable pointer follows (struct
+// _IO_FILE_plus, ABI since 2.1). Its stdin starts with the plain file vtable.
+struct file_plus {
+  FILE file;
+  const void* vtable;
+};
+extern "C" file_plus glibc_stdin __asm__("_IO_2_1_stdin_");
 
 // glibc's FILE flag bits (libio/libio.h; part of its ABI since glibc 2.1,
 // and read by the inline getc/putc macros programs are compiled with).
@@ -473,6 +485,36 @@ void warm_refill(FILE* fp) {
   grove::detail::warm_file_range(fp->_fileno, at, static_cast<std::size_t>(fp->_IO_buf_end - fp->_IO_buf_base));
 }
 
+// plain_file_stream tells whether a refill of fp (a stream on a file whose
+// buffer is empty) can be made here as glibc's _IO_new_file_underflow makes
+// it: a buffered stream in get mode with its buffer allocated, no pushback or
+// markers, and glibc's plain file vtable (the one its stdin starts with; not
+// the mmap ones of fopen's "m" mode).
+bool plain_file_stream(const FILE* fp) noexcept {
+  constexpr int not_plain =
+      putting_flag | line_buffered_flag | unbuffered_flag | in_backup_flag | eof_flag | no_reads_flag;
+  return fp->_IO_buf_base != nullptr && (fp->_flags & not_plain) == 0 && fp->_IO_save_base == nullptr &&
+         fp->_markers == nullptr && reinterpret_cast<const file_plus*>(fp)->vtable == glibc_stdin.vtable;
+}
+
+// refill_file is glibc's _IO_new_file_underflow for a plain_file_stream,
+// reading through the hooked read (grove::file: one RWF_NOWAIT read where the
+// page cache has the bytes, else the read off the hub with the task parked).
+int refill_file(FILE* fp) {
+  fp->_IO_read_base = fp->_IO_read_ptr = fp->_IO_read_end = fp->_IO_buf_base;
+  fp->_IO_write_base = fp->_IO_write_ptr = fp->_IO_write_end = fp->_IO_buf_base;
+  const ssize_t count =
+      ::read(fp->_fileno, fp->_IO_buf_base, static_cast<std::size_t>(fp->_IO_buf_end - fp->_IO_buf_base));
+  if (count <= 0) {
+    fp->_flags |= count == 0 ? eof_flag : error_flag;
+    fp->_offset = -1;  // glibc forgets the offset at the end of the stream
+    return EOF;
+  }
+  fp->_IO_read_end += count;
+  if (fp->_offset >= 0) fp->_offset += count;
+  return static_cast<unsigned char>(*fp->_IO_read_ptr);
+}
+
 // fill makes fp's buffer hold unread bytes, as glibc's __underflow does (it
 // returns the next byte without taking it, or EOF with the EOF or error flag
 // set), waiting on the hub until the descriptor is readable (a file: until
@@ -484,6 +526,8 @@ int fill(FILE* fp, const fd_info& info) {
     if (drain(fp) == EOF) return EOF;
   }
   if (would_read(fp) && info.kind == fd_kind::file) {
+    byte_oriented(fp);
+    if (plain_file_stream(fp)) return refill_file(fp);
     warm_refill(fp);
   } else if (would_read(fp)) {
     if ((fp->_flags & (line_buffered_flag | unbuffered_flag)) != 0) flush_stdout_first(fp);

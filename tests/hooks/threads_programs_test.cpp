@@ -672,7 +672,8 @@ TEST_CASE(
 
 TEST_CASE(
     "stdio on cold files (fgets, getline, fread, getc, fscanf) under grove-run --hubs=1 parks the reading thread while "
-    "the disk reads, so another green thread runs during the call, and reads, positions and EOF are as natively") {
+    "the disk reads, so another green thread runs during the call, and reads, positions, EOF and mixed reads and "
+    "writes are as natively") {
   char dir[] = "/tmp/grove-thr-stdio-files-XXXXXX";
   REQUIRE(::mkdtemp(dir) != nullptr);
   const std::string program = programs + "/thr_stdio_files";
@@ -684,6 +685,8 @@ TEST_CASE(
   CHECK(native.result.out.find("fscanf: 100000 numbers, sum 34699650000, eof 1") != std::string::npos);
   CHECK(native.result.out.find(": no\n") == std::string::npos);
   CHECK(native.result.out.find("after rewind: \"line 000000: the qui\", ftell 94\n") != std::string::npos);
+  CHECK(native.result.out.find("after EOF: getc -1, then fgets \"one more\"\n") != std::string::npos);
+  CHECK(native.result.out.find("reading a write-only stream: -1, error 1\n") != std::string::npos);
   for (const char* way : {"GROVE_FILE_IO=io_uring", "GROVE_FILE_IO=pool"}) {
     CAPTURE(way);
     // One hub: with two, the counting thread could run on the other.

@@ -10,7 +10,9 @@
  *   fread    the same in 1 MiB calls;
  *   getc     its first 256 KiB, byte by byte;
  *   fscanf   a file of 100,000 numbers, "%d" at a time;
- * then, on the cached file, fseek/ftell/ungetc/fread mixed with fgets.
+ * then, on the cached file, fseek/ftell/ungetc/fread mixed with fgets; and a
+ * stream that is read and written ("w+", "a+"), read on after EOF once more
+ * was appended, and a write-only one read.
  *
  * Natively the counting thread runs on another CPU, or while the reader
  * waits for the disk. Under grove-run --hubs=1 both are green threads of one
@@ -187,6 +189,50 @@ int main(int argc, char** argv) {
   if (fgets(line, sizeof line, f) == NULL) return 1;
   printf("after rewind: \"%.20s\", ftell %ld\n", line, ftell(f));
   fclose(f);
+
+  /* reading and writing one stream, and reading on after EOF */
+  char rw_path[4200];
+  snprintf(rw_path, sizeof rw_path, "%s/rw.txt", argv[1]);
+  f = fopen(rw_path, "w+");
+  for (int i = 0; i < 2000; i++) fprintf(f, "record %04d\n", i);
+  fseek(f, 0, SEEK_SET);
+  if (fgets(line, sizeof line, f) == NULL) return 1;
+  printf("w+: first \"%.11s\", ftell %ld", line, ftell(f));
+  fseek(f, 0, SEEK_CUR);
+  fputs("RECORD 0001\n", f);
+  fseek(f, 12000, SEEK_SET);
+  const size_t mid = fread(big, 1, 100, f);
+  printf(", fread at 12000: %zu \"%.11s\"", mid, big);
+  rewind(f);
+  h = 2166136261u;
+  count = 0;
+  while (fgets(line, sizeof line, f) != NULL) {
+    h = mix(h, line, strlen(line));
+    count++;
+  }
+  printf(", %d lines, hash %08x, eof %d\n", count, h, feof(f) != 0);
+  FILE* appender = fopen(rw_path, "a");
+  fputs("one more\n", appender);
+  fflush(appender);
+  const int after_eof = getc(f); /* EOF is sticky */
+  clearerr(f);
+  const char* more = fgets(line, sizeof line, f);
+  printf("after EOF: getc %d, then fgets \"%.8s\"\n", after_eof, more != NULL ? line : "(null)");
+  fclose(appender);
+  fclose(f);
+  f = fopen(rw_path, "a+");
+  fputs("appended\n", f);
+  rewind(f);
+  if (fgets(line, sizeof line, f) == NULL) return 1;
+  fseek(f, -9, SEEK_END);
+  const int got_last = fgets(line + 100, 100, f) != NULL;
+  printf("a+: first \"%.11s\", last \"%.8s\" %d, ftell %ld\n", line, line + 100, got_last, ftell(f));
+  fclose(f);
+  f = fopen(rw_path, "w");
+  const int from_write_only = getc(f);
+  printf("reading a write-only stream: %d, error %d\n", from_write_only, ferror(f) != 0);
+  fclose(f);
+  unlink(rw_path);
   free(big);
 
   atomic_store(&stop, 1);
