@@ -2,6 +2,7 @@
 // with the blocking calls' results, offsets and errno. Run twice by ctest: with
 // the hub's io_uring (the default) and with GROVE_FILE_IO=pool.
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -267,6 +268,46 @@ TEST_CASE_FIXTURE(leak_check,
   CHECK(longest < std::max<std::chrono::steady_clock::duration>(took * 3 / 4, 30ms));
   // And it ticked through the read (every 1 ms natively; a quarter of that is plenty).
   CHECK(ticks_during >= std::max<long>(3, std::chrono::duration_cast<std::chrono::milliseconds>(took).count() / 4));
+}
+
+TEST_CASE_FIXTURE(leak_check,
+                  "grove::file: while a large read runs on io_uring's workers the hub's thread keeps to its CPU, and it "
+                  "has its own CPU affinity back once the read is done") {
+  cpu_set_t own;
+  REQUIRE(::sched_getaffinity(0, sizeof own, &own) == 0);
+  scratch s;
+  constexpr std::size_t size = 32 << 20;
+  write_pattern(s.path, size);
+  std::vector<char> buf(size);
+  bool done = false;
+  int most_cpus = 0, fewest_cpus = CPU_SETSIZE;
+  auto watcher = grove::spawn([&] {  // runs on the hub's thread while the read is in flight
+    while (!done) {
+      cpu_set_t now;
+      REQUIRE(::sched_getaffinity(0, sizeof now, &now) == 0);
+      most_cpus = std::max(most_cpus, CPU_COUNT(&now));
+      fewest_cpus = std::min(fewest_cpus, CPU_COUNT(&now));
+      grove::sleep(100us);
+    }
+  });
+  grove::sleep(1ms);
+  const int fd = grove::file::open(s.path.c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  const ssize_t n = grove::file::read(fd, buf.data(), size);
+  done = true;
+  watcher.join();
+  ::close(fd);
+  CHECK(n == static_cast<ssize_t>(size));
+  CHECK(matches_pattern(buf.data(), size, 0));
+  cpu_set_t after;
+  REQUIRE(::sched_getaffinity(0, sizeof after, &after) == 0);
+  CHECK(CPU_EQUAL(&after, &own));
+  CHECK(most_cpus == CPU_COUNT(&own));  // before the read began
+  if (std::string_view(grove::file::way()) == "io_uring" && CPU_COUNT(&own) > 1) {
+    CHECK(fewest_cpus == 1);
+  } else {
+    CHECK(fewest_cpus == CPU_COUNT(&own));  // the pool's threads are the kernel's to place
+  }
 }
 
 TEST_CASE_FIXTURE(leak_check, "grove::file: reads end short at end of file, and read 0 there, cached or cold") {
