@@ -73,6 +73,7 @@ struct file_engine {
   int apart_calls = 0;
   bool pinned = false;
   cpu_set_t allowed{};  // the hub thread's own affinity, given back after
+  cpu_set_t others{};   // allowed but the hub's CPU: where the workers run meanwhile
 };
 
 namespace {
@@ -106,24 +107,25 @@ struct file_request {
 
 // wait_to_end parks until r is done, however often the task is interrupted
 // meanwhile; the first interrupt (or `deferred`) is then made pending again.
-// keep_apart: a worker of the ring that copies a large read (IOSQE_ASYNC)
+// keep_apart: a worker (the ring's, or the pool's) that copies a large read
 // competes with the hub for a CPU only when the scheduler puts both on one,
 // and it does: each completion wakes the hub from the worker's CPU, and
 // wake-affine placement moves the hub there. bench_file stall measured the p99
 // of the hub's other connections at 1.4-2.8x that with no read, and at
-// 0.99-1.04x with the two kept apart. So while such a call is in flight the
-// hub's thread stays on the CPU it is on, and the ring's workers
-// (IORING_REGISTER_IOWQ_AFF) on the others; let_together gives the thread its
-// own affinity back when the last one ends. Nothing is done on one CPU or
-// when the thread is already bound to one.
+// 0.93-1.04x with the two kept apart. So while such a call is in flight the
+// hub's thread stays on the CPU it is on, and the workers on the others: the
+// ring's through IORING_REGISTER_IOWQ_AFF, a pool thread for the length of
+// its job (file_job::away). let_together gives the hub's thread its own
+// affinity back when the last one ends. Nothing is done on one CPU or when
+// the thread is already bound to one.
 void keep_apart(file_engine& e) noexcept {
   if (e.apart_calls++ > 0) return;
   if (::sched_getaffinity(0, sizeof e.allowed, &e.allowed) != 0 || CPU_COUNT(&e.allowed) < 2) return;
   const int cpu = ::sched_getcpu();
   if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &e.allowed)) return;
-  cpu_set_t others = e.allowed;
-  CPU_CLR(cpu, &others);
-  if (io_uring_register_iowq_aff(&e.ring, sizeof others, &others) != 0) return;
+  e.others = e.allowed;
+  CPU_CLR(cpu, &e.others);
+  if (e.has_ring && io_uring_register_iowq_aff(&e.ring, sizeof e.others, &e.others) != 0) return;
   cpu_set_t here;
   CPU_ZERO(&here);
   CPU_SET(cpu, &here);
@@ -234,7 +236,14 @@ struct file_job final : thread_job {
   long (*call)(const void*) = nullptr;
   const void* args = nullptr;
   long result = 0;
-  void run() noexcept override { result = call(args); }
+  const cpu_set_t* away = nullptr;  // the CPUs to make the call on (keep_apart), or any
+  void run() noexcept override {
+    cpu_set_t own;
+    const bool moved = away != nullptr && ::sched_getaffinity(0, sizeof own, &own) == 0 &&
+                       ::sched_setaffinity(0, sizeof *away, away) == 0;
+    result = call(args);
+    if (moved) (void)::sched_setaffinity(0, sizeof own, &own);
+  }
 };
 
 // off_hub makes a call that may wait off the hub's thread and returns its
@@ -276,17 +285,26 @@ long off_hub(const Op& op) {
       return r.result;
     }
   }
+  bool apart = false;
+  if constexpr (requires { op.large(); }) apart = op.large();
   auto job = std::make_shared<file_job>();
   job->call = [](const void* a) { return static_cast<const Op*>(a)->call(); };
   job->args = &op;
+  if (apart) {
+    keep_apart(e);
+    if (e.pinned) job->away = &e.others;
+  }
+  long result;
   try {
     run_job_to_end(job);
+    result = job->result;
   } catch (const std::bad_alloc&) {
-    return op.call();  // no pool: the call blocks the hub, as it would natively block the thread
+    result = op.call();  // no pool: the call blocks the hub, as it would natively block the thread
   } catch (const std::system_error&) {
-    return op.call();
+    result = op.call();
   }
-  return job->result;
+  if (apart && h.files == &e) let_together(e);
+  return result;
 }
 
 // In a child of fork the ring is still the parent's: its rings are shared
@@ -364,9 +382,10 @@ std::size_t bytes_of(const iovec* iov, int count) noexcept {
 template <bool Write>
 struct rw_call : rw_op {
   static constexpr int opcode = Write ? IORING_OP_WRITEV : IORING_OP_READV;
+  bool large() const { return bytes_of(iov, count) > copy_on_hub_at_most; }
   void prep(io_uring_sqe* s) const {
     io_uring_prep_rw(opcode, s, fd, iov, static_cast<unsigned>(count), static_cast<__u64>(off));
-    if (bytes_of(iov, count) > copy_on_hub_at_most) s->flags |= IOSQE_ASYNC;
+    if (large()) s->flags |= IOSQE_ASYNC;
   }
   long call() const {
     return from_syscall(Write ? sys_pwritev2(fd, iov, count, off, 0) : sys_preadv2(fd, iov, count, off, 0));

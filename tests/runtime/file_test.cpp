@@ -271,8 +271,8 @@ TEST_CASE_FIXTURE(leak_check,
 }
 
 TEST_CASE_FIXTURE(leak_check,
-                  "grove::file: while a large read runs on io_uring's workers the hub's thread keeps to its CPU, and it "
-                  "has its own CPU affinity back once the read is done") {
+                  "grove::file: while a large read runs off the hub (io_uring's workers or the pool) the hub's thread "
+                  "keeps to its CPU, and it has its own CPU affinity back once the read is done") {
   cpu_set_t own;
   REQUIRE(::sched_getaffinity(0, sizeof own, &own) == 0);
   scratch s;
@@ -303,11 +303,7 @@ TEST_CASE_FIXTURE(leak_check,
   REQUIRE(::sched_getaffinity(0, sizeof after, &after) == 0);
   CHECK(CPU_EQUAL(&after, &own));
   CHECK(most_cpus == CPU_COUNT(&own));  // before the read began
-  if (std::string_view(grove::file::way()) == "io_uring" && CPU_COUNT(&own) > 1) {
-    CHECK(fewest_cpus == 1);
-  } else {
-    CHECK(fewest_cpus == CPU_COUNT(&own));  // the pool's threads are the kernel's to place
-  }
+  CHECK(fewest_cpus == 1);  // meanwhile the hub kept to one CPU (always so on a machine of one)
 }
 
 TEST_CASE_FIXTURE(leak_check, "grove::file: reads end short at end of file, and read 0 there, cached or cold") {

@@ -25,9 +25,9 @@
 //    hub's thread pool (thread_pool.hpp) where io_uring is unavailable (no
 //    kernel support, forbidden by seccomp or io_uring_disabled), for the calls
 //    io_uring cannot make, or when GROVE_FILE_IO=pool. While a call of more
-//    than 256 KiB runs on io_uring's workers, the hub's thread keeps to its CPU
-//    and the workers to the others (the scheduler would otherwise move the hub
-//    onto the worker's CPU as each completion wakes it);
+//    than 256 KiB runs off the hub, the hub's thread keeps to its CPU and the
+//    worker to the others (the scheduler would otherwise move the hub onto the
+//    worker's CPU as each completion wakes it);
 //  - open, stat and friends first try the lookup without waiting
 //    (openat2 with RESOLVE_CACHED; for O_CREAT, O_TRUNC and O_TMPFILE, which
 //    it refuses, the lookup alone), and go off the hub only when a directory
