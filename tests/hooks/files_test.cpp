@@ -255,20 +255,24 @@ stdio_result stdio_passes(const std::string& path, bool cold, const long* counte
   };
   std::uint64_t sum = 0;
   bool moved = false;
+  // fgets_pass reads f line by line, noting whether the counter moved.
+  auto fgets_pass = [&](FILE* f) {
+    char line[300];
+    int lines = 0;
+    moved = false;
+    for (;;) {
+      const long before = mark();
+      char* got = std::fgets(line, sizeof line, f);
+      moved = moved_since(before) || moved;
+      if (got == nullptr) break;
+      ++lines;
+      for (const char* p = line; *p != '\0'; ++p) sum = sum * 31 + static_cast<unsigned char>(*p);
+    }
+    r.moved += moved;
+    return std::to_string(lines) + " " + std::to_string(sum);
+  };
   FILE* f = open_cold();
-  char line[300];
-  int lines = 0;
-  for (;;) {
-    const long before = mark();
-    char* got = std::fgets(line, sizeof line, f);
-    moved = moved_since(before) || moved;
-    if (got == nullptr) break;
-    ++lines;
-    for (const char* p = line; *p != '\0'; ++p) sum = sum * 31 + static_cast<unsigned char>(*p);
-  }
-  r.read +=
-      "fgets " + std::to_string(lines) + " " + std::to_string(sum) + " eof " + std::to_string(std::feof(f)) + "\n";
-  r.moved += moved;
+  r.read += "fgets " + fgets_pass(f) + " eof " + std::to_string(std::feof(f)) + "\n";
   std::fclose(f);
 
   f = open_cold();
@@ -320,18 +324,7 @@ stdio_result stdio_passes(const std::string& path, bool cold, const long* counte
   // hooks have the page cache hold the block.
   f = open_cold();
   std::setvbuf(f, nullptr, _IOLBF, 4096);
-  moved = false;
-  lines = 0;
-  for (;;) {
-    const long before = mark();
-    char* got = std::fgets(line, sizeof line, f);
-    moved = moved_since(before) || moved;
-    if (got == nullptr) break;
-    ++lines;
-    for (const char* p = line; *p != '\0'; ++p) sum = sum * 31 + static_cast<unsigned char>(*p);
-  }
-  r.read += "line-buffered fgets " + std::to_string(lines) + " " + std::to_string(sum) + "\n";
-  r.moved += moved;
+  r.read += "line-buffered fgets " + fgets_pass(f) + "\n";
   std::fclose(f);
   return r;
 }
