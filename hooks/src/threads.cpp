@@ -391,6 +391,7 @@ void* run_native(void* p) {
 
 int create_native(pthread_t* out, const pthread_attr_t* attr, void* (*start)(void*), void* arg) {
   if (detail::creating_helper_thread) return real_pthread_create()(out, attr, start, arg);
+  const detail::own_affinity_scope affinity;  // not a hub's binding for a large file call
   auto* s = new (std::nothrow) native_start{start, arg};
   if (s == nullptr) return EAGAIN;
   parking::native_thread_started();

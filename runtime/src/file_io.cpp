@@ -72,6 +72,7 @@ struct file_engine {
   // hub's thread and the workers keep to CPUs of their own (keep_apart).
   int apart_calls = 0;
   bool pinned = false;
+  int cpu = -1;         // with pinned: the CPU the hub's thread is bound to
   cpu_set_t allowed{};  // the hub thread's own affinity, given back after
   cpu_set_t others{};   // allowed but the hub's CPU: where the workers run meanwhile
 };
@@ -130,6 +131,7 @@ void keep_apart(file_engine& e) noexcept {
   CPU_ZERO(&here);
   CPU_SET(cpu, &here);
   e.pinned = ::sched_setaffinity(0, sizeof here, &here) == 0;
+  e.cpu = cpu;
 }
 
 void let_together(file_engine& e) noexcept {
@@ -307,6 +309,15 @@ long off_hub(const Op& op) {
   return result;
 }
 
+// bound_engine is the engine of the hub whose OS thread this is, when
+// keep_apart has bound that thread to its CPU.
+file_engine* bound_engine() noexcept {
+  hub_core* h = tls_hub;
+  if (h == nullptr) return nullptr;
+  file_engine* e = state_of(*h).files;
+  return e != nullptr && e->pinned ? e : nullptr;
+}
+
 // In a child of fork the ring is still the parent's: its rings are shared
 // memory, and a completion the child caused could reach the parent's hub,
 // which would take its user data for one of its own calls. So the child lets
@@ -323,6 +334,20 @@ void after_fork_in_child() noexcept {
 }  // namespace
 
 void check_file_io_setting() { (void)pool_only(); }
+
+own_affinity_scope::own_affinity_scope() noexcept {
+  file_engine* e = bound_engine();
+  if (e == nullptr || ::sched_setaffinity(0, sizeof e->allowed, &e->allowed) != 0) return;
+  rebind_to = e->cpu;
+}
+
+own_affinity_scope::~own_affinity_scope() {
+  if (rebind_to < 0 || bound_engine() == nullptr) return;
+  cpu_set_t here;
+  CPU_ZERO(&here);
+  CPU_SET(rebind_to, &here);
+  (void)::sched_setaffinity(0, sizeof here, &here);
+}
 
 void close_files(hub_state& h) noexcept {
   file_engine* e = h.files;

@@ -22,6 +22,7 @@
 #include <grove/file.hpp>
 #include <grove/sleep.hpp>
 #include <grove/task.hpp>
+#include <grove/thread_pool.hpp>
 
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
@@ -272,7 +273,8 @@ TEST_CASE_FIXTURE(leak_check,
 
 TEST_CASE_FIXTURE(leak_check,
                   "grove::file: while a large read runs off the hub (io_uring's workers or the pool) the hub's thread "
-                  "keeps to its CPU, and it has its own CPU affinity back once the read is done") {
+                  "keeps to its CPU, threads started meanwhile do not inherit that, and the hub's thread has its own "
+                  "CPU affinity back once the read is done") {
   cpu_set_t own;
   REQUIRE(::sched_getaffinity(0, sizeof own, &own) == 0);
   scratch s;
@@ -290,13 +292,26 @@ TEST_CASE_FIXTURE(leak_check,
       grove::sleep(100us);
     }
   });
+  // A thread the pool starts meanwhile has the hub thread's own affinity, not
+  // its binding.
+  int helper_cpus = 0;
+  auto helper = grove::spawn([&] {
+    while (!done && fewest_cpus != 1) grove::sleep(100us);
+    if (done) return;
+    helper_cpus = grove::run_in_thread([] {
+      cpu_set_t mine;
+      return ::sched_getaffinity(0, sizeof mine, &mine) == 0 ? CPU_COUNT(&mine) : -1;
+    });
+  });
   grove::sleep(1ms);
   const int fd = grove::file::open(s.path.c_str(), O_RDONLY);
   REQUIRE(fd >= 0);
   const ssize_t n = grove::file::read(fd, buf.data(), size);
   done = true;
   watcher.join();
+  helper.join();
   ::close(fd);
+  if (helper_cpus != 0) CHECK(helper_cpus == CPU_COUNT(&own));
   CHECK(n == static_cast<ssize_t>(size));
   CHECK(matches_pattern(buf.data(), size, 0));
   cpu_set_t after;

@@ -13,9 +13,23 @@ struct greenlet_core;
 // pthread_create into a green thread, give such threads a real OS thread.
 extern constinit thread_local bool creating_helper_thread __attribute__((tls_model("initial-exec")));
 
+// own_affinity_scope: while a large file call runs off the hub, the hub's OS
+// thread is bound to the CPU it is on (grove::file, file_io.cpp). A thread
+// created meanwhile would inherit that binding, so for its lifetime this gives
+// the calling thread its own CPU affinity back, and binds it again after.
+// Nothing is done on a thread that is not so bound.
+struct own_affinity_scope {
+  own_affinity_scope() noexcept;
+  ~own_affinity_scope();
+  own_affinity_scope(const own_affinity_scope&) = delete;
+  own_affinity_scope& operator=(const own_affinity_scope&) = delete;
+  int rebind_to = -1;  // the CPU to bind the thread to again, or -1
+};
+
 // helper_thread_scope marks the threads started in its lifetime as grove's own.
 // They start with every asynchronous signal blocked: natively the program has
-// no such threads, so the kernel must never pick one to run a handler on.
+// no such threads, so the kernel must never pick one to run a handler on; and
+// with the creating thread's own CPU affinity (own_affinity_scope).
 struct helper_thread_scope {
   helper_thread_scope() noexcept;
   ~helper_thread_scope();
@@ -23,6 +37,7 @@ struct helper_thread_scope {
   helper_thread_scope& operator=(const helper_thread_scope&) = delete;
   bool was;
   unsigned long saved_mask;  // the creating thread's signal mask, in the kernel's form
+  own_affinity_scope affinity;
 };
 
 // making_hub_descriptors is true while grove creates or destroys a hub's own
