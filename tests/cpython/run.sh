@@ -161,7 +161,11 @@ for module in "${modules[@]}"; do
 done
 total=$(($(date +%s) - total_start))
 echo
-echo "cpython tests: ${#modules[@]} modules in ${total}s, $jobs at a time; logs of the failures in $logs"
+if [ -z "${CPYTHON_TEST_LOGS:-}" ] && rmdir "$logs" 2>/dev/null; then
+  echo "cpython tests: ${#modules[@]} modules in ${total}s, $jobs at a time; no failure, no log kept"
+else
+  echo "cpython tests: ${#modules[@]} modules in ${total}s, $jobs at a time; logs of the failures in $logs"
+fi
 if [ ${#regressions[@]} -gt 0 ]; then
   echo "cpython tests: pass natively but not under grove-run: ${regressions[*]}"
   exit 1

@@ -13,6 +13,7 @@ command's output is its own.
 """
 import fcntl
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -137,7 +138,10 @@ def main():
     silent.bind(("127.0.0.2", 53))
     threading.Thread(target=serve, args=(server,), daemon=True).start()
     sys.stdout.flush()
-    status = subprocess.run(command).returncode
+    try:
+        status = subprocess.run(command).returncode
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the bind mounts keep the files while they last
     sys.exit(status if status >= 0 else 128 - status)
 
 
