@@ -528,6 +528,7 @@ int fill(FILE* fp, const fd_info& info) {
   if (would_read(fp) && info.kind == fd_kind::file) {
     byte_oriented(fp);
     if (plain_file_stream(fp)) return refill_file(fp);
+    if ((fp->_flags & (line_buffered_flag | unbuffered_flag)) != 0) flush_stdout_first(fp);  // as for the others
     warm_refill(fp);
   } else if (would_read(fp)) {
     if ((fp->_flags & (line_buffered_flag | unbuffered_flag)) != 0) flush_stdout_first(fp);
