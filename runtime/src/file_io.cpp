@@ -68,11 +68,10 @@ struct file_engine {
   int efd = -1;  // raised by the ring for each completion
   ev_io watch{};
   io_uring_probe* probe = nullptr;  // the opcodes this kernel supports
-  // Calls in flight on the ring's workers (IOSQE_ASYNC), during which the
-  // hub's thread and the workers keep to CPUs of their own (keep_apart).
+  // Large calls in flight off the hub (the ring's workers or the pool),
+  // during which the hub's thread and the workers keep apart (keep_apart).
   int apart_calls = 0;
-  bool pinned = false;
-  int cpu = -1;         // with pinned: the CPU the hub's thread is bound to
+  int bound_cpu = -1;   // the CPU the hub's thread is bound to meanwhile, or -1
   cpu_set_t allowed{};  // the hub thread's own affinity, given back after
   cpu_set_t others{};   // allowed but the hub's CPU: where the workers run meanwhile
 };
@@ -130,13 +129,12 @@ void keep_apart(file_engine& e) noexcept {
   cpu_set_t here;
   CPU_ZERO(&here);
   CPU_SET(cpu, &here);
-  e.pinned = ::sched_setaffinity(0, sizeof here, &here) == 0;
-  e.cpu = cpu;
+  if (::sched_setaffinity(0, sizeof here, &here) == 0) e.bound_cpu = cpu;
 }
 
 void let_together(file_engine& e) noexcept {
-  if (e.apart_calls == 0 || --e.apart_calls > 0 || !e.pinned) return;
-  e.pinned = false;
+  if (e.apart_calls == 0 || --e.apart_calls > 0 || e.bound_cpu < 0) return;
+  e.bound_cpu = -1;
   (void)::sched_setaffinity(0, sizeof e.allowed, &e.allowed);
 }
 
@@ -294,7 +292,7 @@ long off_hub(const Op& op) {
   job->args = &op;
   if (apart) {
     keep_apart(e);
-    if (e.pinned) job->away = &e.others;
+    if (e.bound_cpu >= 0) job->away = &e.others;
   }
   long result;
   try {
@@ -315,7 +313,7 @@ file_engine* bound_engine() noexcept {
   hub_core* h = tls_hub;
   if (h == nullptr) return nullptr;
   file_engine* e = state_of(*h).files;
-  return e != nullptr && e->pinned ? e : nullptr;
+  return e != nullptr && e->bound_cpu >= 0 ? e : nullptr;
 }
 
 // In a child of fork the ring is still the parent's: its rings are shared
@@ -338,7 +336,7 @@ void check_file_io_setting() { (void)pool_only(); }
 own_affinity_scope::own_affinity_scope() noexcept {
   file_engine* e = bound_engine();
   if (e == nullptr || ::sched_setaffinity(0, sizeof e->allowed, &e->allowed) != 0) return;
-  rebind_to = e->cpu;
+  rebind_to = e->bound_cpu;
 }
 
 own_affinity_scope::~own_affinity_scope() {
@@ -353,7 +351,7 @@ void close_files(hub_state& h) noexcept {
   file_engine* e = h.files;
   if (e == nullptr) return;
   h.files = nullptr;
-  if (e->pinned) (void)::sched_setaffinity(0, sizeof e->allowed, &e->allowed);
+  if (e->bound_cpu >= 0) (void)::sched_setaffinity(0, sizeof e->allowed, &e->allowed);
   if (e->has_ring) {
     ev_ref(h.loop);
     ev_io_stop(h.loop, &e->watch);
