@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -38,6 +39,16 @@ namespace {
   std::fprintf(stderr,
                "usage: bench_file cached | cold FILE N | cold-threads FILE N | stall FILE\n");
   std::exit(2);
+}
+
+// readable_file exits 2 with a message unless path is a file it can read.
+void readable_file(const char* path) {
+  const int fd = ::open(path, O_RDONLY);
+  if (fd < 0) {
+    std::fprintf(stderr, "bench_file: %s: %s\n", path, std::strerror(errno));
+    std::exit(2);
+  }
+  ::close(fd);
 }
 
 void evict(const char* path) {
@@ -259,12 +270,14 @@ int main(int argc, char** argv) {
   } else if ((what == "cold" || what == "cold-threads") && argc == 4) {
     const long n = std::atol(argv[3]);
     if (n <= 0) usage();
+    readable_file(argv[2]);
     if (what == "cold-threads") {
       cold(argv[2], n, true);
     } else {
       grove::spawn([&] { cold(argv[2], n, false); }).join();
     }
   } else if (what == "stall" && argc == 3) {
+    readable_file(argv[2]);
     grove::spawn([&] { stall(argv[2]); }).join();
   } else {
     usage();
